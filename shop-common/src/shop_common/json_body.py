@@ -1,0 +1,131 @@
+"""JSON request bodies: size limit (413), content type (415), syntax (400), exact decimals.
+
+The guard runs before the app reads a body, so the statuses come in the contract's
+order (413, 415, 400, then 422 from validation). It parses once, numbers with a
+fraction becoming Decimal so prices never pass through a float, and JsonRoute hands
+that parse to FastAPI instead of letting it parse again with floats.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Coroutine
+from decimal import Decimal
+from typing import Any
+
+from fastapi import Request, Response
+from fastapi.routing import APIRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shop_common.problems import PROBLEM_CONTENT_TYPE, problem_body
+from shop_common.request_context import header_value
+
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_PARSED_KEY = "json_body"
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def loads_exact(raw: bytes) -> Any:
+    """json.loads with Decimal for fractions and no NaN/Infinity."""
+    return json.loads(raw, parse_float=Decimal, parse_constant=_reject_constant)
+
+
+def is_json_content_type(value: bytes | None) -> bool:
+    if value is None:
+        return False
+    media_type = value.split(b";", 1)[0].strip().lower()
+    return media_type == b"application/json" or (
+        media_type.startswith(b"application/") and media_type.endswith(b"+json")
+    )
+
+
+class JsonBodyGuard:
+    def __init__(self, app: ASGIApp, *, max_bytes: int, exempt_paths: frozenset[str]) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.exempt_paths = exempt_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["method"] not in BODY_METHODS
+            or scope["path"] in self.exempt_paths
+        ):
+            await self.app(scope, receive, send)
+            return
+        length = header_value(scope, b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            await _send_problem(send, 413, "The request body is larger than allowed.")
+            return
+        if not is_json_content_type(header_value(scope, b"content-type")):
+            await _send_problem(send, 415, "The request body must be application/json.")
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await _send_problem(send, 413, "The request body is larger than allowed.")
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        raw = b"".join(chunks)
+        if raw:
+            try:
+                scope.setdefault("state", {})[_PARSED_KEY] = loads_exact(raw)
+            except (ValueError, RecursionError):
+                await _send_problem(send, 400, "The request body is not valid JSON.")
+                return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": raw, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+async def _send_problem(send: Send, status: int, detail: str) -> None:
+    body = problem_body(status, detail=detail)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", PROBLEM_CONTENT_TYPE.encode()),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class _ParsedJsonRequest(Request):
+    async def json(self) -> Any:
+        state = self.scope.get("state", {})
+        if _PARSED_KEY in state:
+            return state[_PARSED_KEY]
+        return loads_exact(await self.body())
+
+
+class JsonRoute(APIRoute):
+    """Routes that take the guard's exact parse instead of a float-based one."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def parsed_json_handler(request: Request) -> Response:
+            return await handler(_ParsedJsonRequest(request.scope, request.receive))
+
+        return parsed_json_handler

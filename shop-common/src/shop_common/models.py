@@ -1,0 +1,44 @@
+"""The strict base for request bodies and the string rules of the contract."""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict
+
+ALLOWED_IN_LONG_TEXT = frozenset("\t\r\n")
+
+
+class StrictModel(BaseModel):
+    """Request bodies: unknown fields are a 422, never silently dropped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def has_control_character(value: str, allowed: frozenset[str] = frozenset()) -> bool:
+    return any(unicodedata.category(ch) == "Cc" and ch not in allowed for ch in value)
+
+
+def _no_control_characters(value: str) -> str:
+    if has_control_character(value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+def _no_control_characters_but_whitespace(value: str) -> str:
+    if has_control_character(value, ALLOWED_IN_LONG_TEXT):
+        raise ValueError("must not contain control characters other than tab, CR and LF")
+    return value
+
+
+def _trimmed(value: str) -> str:
+    return value.strip()
+
+
+# Trimmed single-line text (names, emails); validators run in order: trim, then check.
+TrimmedText = Annotated[str, AfterValidator(_trimmed), AfterValidator(_no_control_characters)]
+# Plain text that keeps its whitespace.
+PlainText = Annotated[str, AfterValidator(_no_control_characters)]
+# Multi-line text (descriptions): tab, CR and LF allowed.
+LongText = Annotated[str, AfterValidator(_no_control_characters_but_whitespace)]

@@ -1,0 +1,65 @@
+"""Service defaults: what every service installs first (eShop's ServiceDefaults)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+
+from shop_common.credential import CredentialVerifier
+from shop_common.gateway_guard import GatewayGuard
+from shop_common.json_body import JsonBodyGuard
+from shop_common.metrics import MetricsMiddleware, metrics_endpoint
+from shop_common.problems import install_problem_handlers
+from shop_common.request_context import RequestContextMiddleware
+from shop_common.settings import ServiceSettings
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "type": "object",
+    "description": "RFC 9457 problem details",
+    "required": ["type", "title", "status", "detail", "request_id"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "request_id": {"type": ["string", "null"]},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["field", "message"],
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+}
+
+
+def install_service_defaults(
+    app: FastAPI, *, settings: ServiceSettings, verifier: CredentialVerifier
+) -> None:
+    """Problem handlers, request ids, metrics, the gateway guard and the JSON body guard."""
+    install_problem_handlers(app)
+    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+    # Added innermost first: a request meets them in the reverse order.
+    app.add_middleware(JsonBodyGuard, max_bytes=settings.max_body_bytes, exempt_paths=frozenset())
+    app.add_middleware(GatewayGuard, verifier=verifier)
+    app.add_middleware(MetricsMiddleware)
+    app.add_middleware(RequestContextMiddleware)
+    _add_problem_schema(app)
+
+
+def _add_problem_schema(app: FastAPI) -> None:
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = original()
+            schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = (
+                PROBLEM_SCHEMA
+            )
+        return app.openapi_schema or original()
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,37 @@
+"""Settings every service shares; each service subclasses this in its own config.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+class ServiceSettings(BaseSettings):
+    """Fields are the contract's environment variables, lower-cased."""
+
+    model_config = SettingsConfigDict(
+        env_file=None, extra="ignore", case_sensitive=False, frozen=True
+    )
+
+    log_level: LogLevel = "INFO"
+    data_dir: Path = Path("data")
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # Only the project's own tests turn this on: it allows a bcrypt cost below 12.
+    shop_testing: bool = False
+
+    # The gateway's credential key pair; make run creates it under DATA_DIR.
+    gateway_private_key_file: Path | None = None
+    gateway_public_key_file: Path | None = None
+
+    @property
+    def gateway_private_key_path(self) -> Path:
+        return self.gateway_private_key_file or self.data_dir / "keys" / "gateway" / "private.pem"
+
+    @property
+    def gateway_public_key_path(self) -> Path:
+        return self.gateway_public_key_file or self.data_dir / "keys" / "gateway" / "public.pem"

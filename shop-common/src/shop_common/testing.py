@@ -1,0 +1,91 @@
+"""Helpers the services' tests share: unique data, keys, credentials, databases."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from shop_common.credential import CREDENTIAL_HEADER, Caller, CredentialSigner, Role
+from shop_common.keys import private_pem, public_pem
+
+
+def random_email() -> str:
+    return f"user-{secrets.token_hex(6)}@example.com"
+
+
+def random_sku() -> str:
+    return f"SKU-{secrets.token_hex(6).upper()}"
+
+
+def random_user_id() -> str:
+    return str(uuid.uuid4())
+
+
+@dataclass
+class GatewayKeys:
+    """A gateway key pair written under data_dir/keys/gateway, as make run does."""
+
+    signer: CredentialSigner
+    private_key: Ed25519PrivateKey
+
+    def headers(
+        self,
+        audience: str,
+        *,
+        user_id: str | None = None,
+        role: Role | None = None,
+        session_id: str | None = None,
+        request_id: str | None = None,
+    ) -> dict[str, str]:
+        caller = Caller(
+            user_id=user_id,
+            role=role if user_id else None,
+            request_id=request_id,
+            session_id=session_id,
+        )
+        return {CREDENTIAL_HEADER: self.signer.mint(audience=audience, caller=caller)}
+
+
+def write_gateway_keys(data_dir: Path) -> GatewayKeys:
+    key = Ed25519PrivateKey.generate()
+    directory = data_dir / "keys" / "gateway"
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "private.pem").write_bytes(private_pem(key))
+    (directory / "public.pem").write_bytes(public_pem(key.public_key()))
+    return GatewayKeys(signer=CredentialSigner(key), private_key=key)
+
+
+def postgres_base_url() -> str | None:
+    return os.environ.get("TEST_POSTGRES_URL") or None
+
+
+def redis_url() -> str | None:
+    return os.environ.get("TEST_REDIS_URL") or None
+
+
+@asynccontextmanager
+async def fresh_postgres_database(base_url: str) -> AsyncIterator[str]:
+    """A new, empty database on the TEST_POSTGRES_URL server, dropped afterwards."""
+    name = f"t_{secrets.token_hex(6)}"
+    admin = create_async_engine(base_url, isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as connection:
+            await connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        yield make_url(base_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        async with admin.connect() as connection:
+            await connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.dispose()
+
+
+def sqlite_url(directory: Path, name: str = "test.db") -> str:
+    return f"sqlite+aiosqlite:///{directory / name}"
