@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -64,12 +65,22 @@ def write_gateway_keys(data_dir: Path) -> GatewayKeys:
     return GatewayKeys(signer=CredentialSigner(key), private_key=key)
 
 
-def postgres_base_url() -> str | None:
-    return os.environ.get("TEST_POSTGRES_URL") or None
+def server_url_or_skip(variable: str) -> str:
+    """The real server a test needs; skipped when unset, a failure when CI must run it."""
+    value = os.environ.get(variable)
+    if value:
+        return value
+    if os.environ.get("CI"):
+        pytest.fail(f"{variable} is not set: CI must run this test against the real server")
+    pytest.skip(f"{variable} is not set")
 
 
-def redis_url() -> str | None:
-    return os.environ.get("TEST_REDIS_URL") or None
+def postgres_base_url() -> str:
+    return server_url_or_skip("TEST_POSTGRES_URL")
+
+
+def redis_url() -> str:
+    return server_url_or_skip("TEST_REDIS_URL")
 
 
 @asynccontextmanager
