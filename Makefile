@@ -1,0 +1,57 @@
+# Two commands matter: `make run` starts the system, `make test` checks everything.
+# Everything is installed into .venv from uv.lock; uv itself comes from PyPI into .tools.
+
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(CURDIR)/.venv
+UV := .tools/bin/uv
+BIN := .venv/bin
+SERVICES := shop-common auth-service product-service api-gateway
+PYTEST := $(BIN)/pytest
+
+.PHONY: run test install lint fmt typecheck test-unit test-integration test-e2e bench clean
+
+run: install
+	$(BIN)/python scripts/run.py
+
+test: install lint typecheck
+	$(PYTEST) -q -ra $(PYTEST_ARGS) $(SERVICES) tests
+
+install: .venv/.installed
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+.venv/.installed: $(UV) uv.lock pyproject.toml $(addsuffix /pyproject.toml,$(SERVICES))
+	$(UV) sync --frozen --python $(PYTHON)
+	touch $@
+
+lint: install
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+
+typecheck: install
+	$(BIN)/mypy $(addsuffix /src,$(SERVICES))
+	for dir in $(SERVICES); do \
+		if [ -d $$dir/tests ]; then (cd $$dir && ../$(BIN)/mypy --config-file ../pyproject.toml tests) || exit 1; fi; \
+	done
+	$(BIN)/mypy --config-file pyproject.toml tests scripts
+
+fmt: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test-unit: install
+	$(PYTEST) -q $(addsuffix /tests/unit,auth-service product-service api-gateway)
+
+test-integration: install
+	$(PYTEST) -q $(addsuffix /tests/integration,auth-service product-service api-gateway)
+
+test-e2e: install
+	$(PYTEST) -q tests/e2e
+
+clean:
+	rm -rf .venv .tools
