@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi import APIRouter, FastAPI, Request
+
 from shop_common.credential import CredentialVerifier
 from shop_common.json_body import JsonRoute
 from shop_common.keys import load_public_key

@@ -5,6 +5,7 @@ import time
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from shop_common.credential import (
     Caller,
     CredentialSigner,
