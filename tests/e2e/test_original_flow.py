@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 import httpx
 import pytest
@@ -12,7 +13,7 @@ from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, System
 pytestmark = pytest.mark.e2e
 
 
-def register_and_login(gateway: httpx.Client) -> tuple[dict[str, str], dict[str, object]]:
+def register_and_login(gateway: httpx.Client) -> tuple[dict[str, str], dict[str, Any]]:
     email = f"user-{secrets.token_hex(6)}@example.com"
     created = gateway.post(
         "/auth/register", json={"name": "Ada", "email": email, "password": "correct horse"}

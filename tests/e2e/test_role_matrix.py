@@ -7,6 +7,7 @@ import secrets
 import httpx
 import pytest
 
+from tests.e2e.conftest import System
 from tests.e2e.test_original_flow import admin_headers, register_and_login
 
 pytestmark = pytest.mark.e2e
@@ -39,7 +40,7 @@ MATRIX = {
 
 
 @pytest.fixture(scope="module")
-def actors(system) -> dict[str, dict[str, str]]:  # type: ignore[no-untyped-def]
+def actors(system: System) -> dict[str, dict[str, str]]:
     with httpx.Client(base_url=system.gateway, timeout=15) as client:
         return {
             ANONYMOUS: {},
