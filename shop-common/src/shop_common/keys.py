@@ -61,3 +61,17 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
     if not isinstance(key, Ed25519PublicKey):
         raise ValueError(f"{path} is not an Ed25519 public key")
     return key
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m shop_common.keys PRIVATE_PEM PUBLIC_PEM`: create the pair if absent."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2:
+        raise SystemExit("usage: python -m shop_common.keys PRIVATE_PEM PUBLIC_PEM")
+    ensure_ed25519_keypair(Path(args[0]), Path(args[1]))
+
+
+if __name__ == "__main__":
+    main()
