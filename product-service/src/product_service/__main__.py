@@ -1,0 +1,43 @@
+"""`python -m product_service serve | migrate`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+import uvicorn
+
+from product_service.config import SERVICE_NAME, Settings
+from product_service.db import migrate_database
+from shop_common.logging import configure_logging
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="product_service", description=__doc__)
+    parser.add_argument(
+        "command",
+        nargs="?",
+        default="serve",
+        choices=["serve", "migrate"],
+        help="serve (default): run the HTTP server; migrate: upgrade the database to head",
+    )
+    arguments = parser.parse_args(argv)
+    settings = Settings()
+    configure_logging(SERVICE_NAME, settings.log_level)
+    if arguments.command == "migrate":
+        asyncio.run(migrate_database(settings.database_url))
+        return
+    uvicorn.run(
+        "product_service.main:create_app",
+        factory=True,
+        host=settings.product_host,
+        port=settings.product_port,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_config=None,
+    )
+
+
+if __name__ == "__main__":
+    main()

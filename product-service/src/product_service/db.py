@@ -1,0 +1,84 @@
+"""Declarative base with a naming convention, a UTC timestamp type, sessions, migrations."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from sqlalchemy import Connection, DateTime, Dialect, MetaData, TypeDecorator, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import DeclarativeBase
+
+from shop_common.database import alembic_config, create_engine
+
+MIGRATIONS_PATH = Path(__file__).parent / "migrations"
+VERSION_TABLE = "product_alembic_version"
+
+# Every constraint and index name carries the table name, so both services can share one
+# PostgreSQL database (index names are per schema there, not per table).
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in and out, on PostgreSQL (timestamptz) and SQLite (naive text).
+
+    SQLite keeps no offset, so values are stored as naive UTC; the fixed-width text
+    SQLAlchemy writes (always with microseconds) sorts in time order.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:  # noqa: ARG002
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    # Rows stay readable after commit: the service returns what it just wrote.
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+async def migrate_database(url: str) -> None:
+    """Bring the database to the latest migration (alembic upgrade head)."""
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                # Replicas starting together migrate one after the other.
+                await connection.execute(
+                    text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": VERSION_TABLE}
+                )
+            await connection.run_sync(_upgrade_head, url)
+    finally:
+        await engine.dispose()
+
+
+def _upgrade_head(connection: Connection, url: str) -> None:
+    config = alembic_config(MIGRATIONS_PATH, url)
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")

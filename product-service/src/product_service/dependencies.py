@@ -1,0 +1,146 @@
+"""Request-scoped dependencies: the session, the caller and the list parameters."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Header, Query, Request
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from product_service.cursors import (
+    DEFAULT_SORT,
+    MAX_CURSOR_LENGTH,
+    InvalidCursor,
+    ProductFilter,
+    Sort,
+    decode_cursor,
+)
+from product_service.etags import Condition, parse_condition
+from product_service.exceptions import AdminRequired, AuthenticationRequired, InvalidListQuery
+from product_service.prices import (
+    InvalidPrice,
+    highest_cents_at_or_below,
+    lowest_cents_at_or_above,
+    parse_price_bound,
+)
+from product_service.service import Actor, ListRequest
+from shop_common.credential import Caller
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """Opens and closes only: service.py commits, anything uncommitted is rolled back."""
+    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    async with sessionmaker() as session:
+        yield session
+
+
+def get_caller(request: Request) -> Caller:
+    """The caller the gateway vouched for (GatewayGuard verified its credential)."""
+    caller = getattr(request.state, "caller", None)
+    if not isinstance(caller, Caller):
+        raise AuthenticationRequired("This service only accepts requests from the gateway.")
+    return caller
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+CallerDep = Annotated[Caller, Depends(get_caller)]
+
+
+def require_user(caller: CallerDep) -> Actor:
+    """Writes need a signed-in caller (the gateway checks this too: defence in depth)."""
+    if caller.user_id is None:
+        raise AuthenticationRequired("Sign in to change products.")
+    try:
+        user_id = uuid.UUID(caller.user_id)
+    except ValueError:
+        raise AuthenticationRequired("The caller is not a known user.") from None
+    return Actor(user_id=user_id, is_admin=caller.is_admin)
+
+
+ActorDep = Annotated[Actor, Depends(require_user)]
+
+
+def require_admin(actor: ActorDep) -> Actor:
+    if not actor.is_admin:
+        raise AdminRequired("Only an ADMIN may delete products.")
+    return actor
+
+
+AdminDep = Annotated[Actor, Depends(require_admin)]
+
+
+def if_match_condition(
+    if_match: Annotated[
+        list[str] | None,
+        Header(description="ETags (or `*`) the product must still have; else 412."),
+    ] = None,
+) -> Condition | None:
+    return parse_condition(if_match or [])
+
+
+def if_none_match_condition(
+    if_none_match: Annotated[
+        list[str] | None,
+        Header(description="ETags (or `*`) the client holds; 304 when one matches."),
+    ] = None,
+) -> Condition | None:
+    return parse_condition(if_none_match or [])
+
+
+IfMatchDep = Annotated[Condition | None, Depends(if_match_condition)]
+IfNoneMatchDep = Annotated[Condition | None, Depends(if_none_match_condition)]
+
+
+def list_request(
+    limit: Annotated[int, Query(ge=1, le=100, description="Items per page.")] = 20,
+    cursor: Annotated[
+        str | None,
+        Query(max_length=MAX_CURSOR_LENGTH, description="`next_cursor` of the previous page."),
+    ] = None,
+    q: Annotated[
+        str | None,
+        Query(max_length=200, description="Case-insensitive substring of name or description."),
+    ] = None,
+    min_price: Annotated[
+        str | None, Query(description="Lowest price, inclusive.", examples=["10.5"])
+    ] = None,
+    max_price: Annotated[
+        str | None, Query(description="Highest price, inclusive.", examples=["99.99"])
+    ] = None,
+    owner_id: Annotated[uuid.UUID | None, Query(description="Only this user's products.")] = None,
+    sort: Annotated[Sort, Query(description="Sort order; ties broken by id.")] = DEFAULT_SORT,
+) -> ListRequest:
+    errors: list[dict[str, str]] = []
+    bounds = {}
+    for name, text in (("min_price", min_price), ("max_price", max_price)):
+        if text is not None:
+            try:
+                bounds[name] = parse_price_bound(text)
+            except InvalidPrice as exc:
+                errors.append({"field": f"query.{name}", "message": str(exc)})
+    low, high = bounds.get("min_price"), bounds.get("max_price")
+    if low is not None and high is not None and low > high:
+        errors.append({"field": "query.min_price", "message": "must not be above max_price"})
+    if errors:
+        raise InvalidListQuery("The query parameters are not valid.", errors=errors)
+    filters = ProductFilter(
+        q=q.casefold() if q else None,
+        min_cents=None if low is None else lowest_cents_at_or_above(low),
+        max_cents=None if high is None else highest_cents_at_or_below(high),
+        owner_id=owner_id,
+    )
+    after = None
+    if cursor is not None:
+        try:
+            after = decode_cursor(cursor, sort=sort, filters=filters)
+        except InvalidCursor as exc:
+            raise InvalidListQuery(
+                "The query parameters are not valid.",
+                errors=[{"field": "query.cursor", "message": str(exc)}],
+            ) from None
+    return ListRequest(filters=filters, sort=sort, after=after, limit=limit)
+
+
+ListRequestDep = Annotated[ListRequest, Depends(list_request)]

@@ -1,0 +1,44 @@
+"""Problems product-service answers with (all are shop_common Problems).
+
+Problem
+  AuthenticationRequired   401  a write without a signed-in caller
+  AdminRequired            403  DELETE by a caller who is not ADMIN
+  NotProductOwner          403  PUT/PATCH by a caller who neither owns the product nor is ADMIN
+  ProductNotFound          404  no such product (also a malformed id in the path)
+  PreconditionFailed       412  If-Match names no current ETag; nothing was changed
+  SkuAlreadyUsed           409  another product has this SKU
+  InvalidListQuery         422  a bad GET /products parameter, with "errors"
+"""
+
+from __future__ import annotations
+
+from shop_common.problems import Problem
+
+
+class AuthenticationRequired(Problem):
+    status = 401
+    headers = {"WWW-Authenticate": "Bearer"}
+
+
+class AdminRequired(Problem):
+    status = 403
+
+
+class NotProductOwner(Problem):
+    status = 403
+
+
+class ProductNotFound(Problem):
+    status = 404
+
+
+class PreconditionFailed(Problem):
+    status = 412
+
+
+class SkuAlreadyUsed(Problem):
+    status = 409
+
+
+class InvalidListQuery(Problem):
+    status = 422

@@ -1,0 +1,50 @@
+"""create_app: the composition root of product-service."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from product_service.config import SERVICE_NAME, Settings
+from product_service.db import MIGRATIONS_PATH, VERSION_TABLE, session_factory
+from product_service.router import router
+from shop_common.credential import CredentialVerifier
+from shop_common.database import create_engine, schema_state
+from shop_common.health import health_router
+from shop_common.keys import load_public_key
+from shop_common.service_app import install_service_defaults
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    verifier = CredentialVerifier(load_public_key(settings.gateway_public_key_path), SERVICE_NAME)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings.database_url)
+        app.state.engine = engine
+        app.state.sessionmaker = session_factory(engine)
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="product-service",
+        description="The product catalogue, reached through the api-gateway only.",
+        version="1.0.0",
+        lifespan=lifespan,
+        redirect_slashes=False,
+    )
+    app.state.settings = settings
+    install_service_defaults(app, settings=settings, verifier=verifier)
+
+    async def check_ready() -> dict[str, str]:
+        state = await schema_state(app.state.engine, MIGRATIONS_PATH, VERSION_TABLE)
+        return {"database": state}
+
+    app.include_router(health_router(check_ready))
+    app.include_router(router)
+    return app

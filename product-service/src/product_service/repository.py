@@ -1,0 +1,118 @@
+"""Every query product-service runs."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, delete, or_, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from product_service.cursors import Position, ProductFilter, Sort, sort_column
+from product_service.models import Product
+
+LIKE_ESCAPE = "\\"
+
+
+async def get_product(session: AsyncSession, product_id: uuid.UUID) -> Product | None:
+    return await session.get(Product, product_id, populate_existing=True)
+
+
+async def add_product(session: AsyncSession, product: Product) -> None:
+    session.add(product)
+    await session.flush()
+
+
+async def update_product(
+    session: AsyncSession,
+    product_id: uuid.UUID,
+    *,
+    values: Mapping[str, Any],
+    expected_version: int | None,
+) -> Product | None:
+    """One conditional UPDATE that bumps the version; None when no row matched.
+
+    With expected_version, a concurrent write that got there first makes the WHERE
+    clause false, so of several writers holding the same version exactly one wins.
+    """
+    statement = (
+        update(Product)
+        .where(*_same_row(product_id, expected_version))
+        .values(**values, version=Product.version + 1)
+        .returning(Product)
+        .execution_options(populate_existing=True)
+    )
+    result = await session.execute(statement)
+    return result.scalars().one_or_none()
+
+
+async def delete_product(
+    session: AsyncSession, product_id: uuid.UUID, *, expected_version: int | None
+) -> bool:
+    statement = delete(Product).where(*_same_row(product_id, expected_version))
+    result = await session.execute(statement.returning(Product.id))
+    return result.first() is not None
+
+
+async def list_products(
+    session: AsyncSession,
+    *,
+    filters: ProductFilter,
+    sort: Sort,
+    after: Position | None,
+    limit: int,
+) -> Sequence[Product]:
+    result = await session.execute(list_statement(filters, sort=sort, after=after, limit=limit))
+    return result.scalars().all()
+
+
+def list_statement(
+    filters: ProductFilter, *, sort: Sort, after: Position | None, limit: int
+) -> Select[Product]:
+    """Keyset paging: WHERE (key, id) beyond the last row sent, ORDER BY key, id, LIMIT.
+
+    Never OFFSET: each page starts with an index seek, at row 1,000,000 as at row 1.
+    """
+    column = getattr(Product, sort_column(sort))
+    descending = sort.startswith("-")
+    statement = select(Product)
+    if filters.owner_id is not None:
+        statement = statement.where(Product.owner_id == filters.owner_id)
+    if filters.min_cents is not None:
+        statement = statement.where(Product.price_cents >= filters.min_cents)
+    if filters.max_cents is not None:
+        statement = statement.where(Product.price_cents <= filters.max_cents)
+    if filters.q:
+        pattern = f"%{escape_like(filters.q)}%"
+        statement = statement.where(
+            or_(
+                Product.name_lower.like(pattern, escape=LIKE_ESCAPE),
+                Product.description_lower.like(pattern, escape=LIKE_ESCAPE),
+            )
+        )
+    if after is not None:
+        key = tuple_(column, Product.id)
+        bound = (after.value, after.id)
+        statement = statement.where(key < bound if descending else key > bound)
+    if descending:
+        statement = statement.order_by(column.desc(), Product.id.desc())
+    else:
+        statement = statement.order_by(column.asc(), Product.id.asc())
+    return statement.limit(limit + 1)
+
+
+def escape_like(text: str) -> str:
+    """`%`, `_` and the escape character itself match only themselves."""
+    return (
+        text.replace(LIKE_ESCAPE, LIKE_ESCAPE * 2)
+        .replace("%", LIKE_ESCAPE + "%")
+        .replace("_", LIKE_ESCAPE + "_")
+    )
+
+
+def _same_row(product_id: uuid.UUID, expected_version: int | None) -> list[ColumnElement[bool]]:
+    conditions = [Product.id == product_id]
+    if expected_version is not None:
+        conditions.append(Product.version == expected_version)
+    return conditions

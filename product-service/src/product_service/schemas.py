@@ -1,0 +1,153 @@
+"""Request and response bodies: ProductCreate (POST, PUT), ProductUpdate (PATCH), ProductPublic."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    Field,
+    PlainSerializer,
+    StrictInt,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+
+from product_service.currencies import DEFAULT_CURRENCY, ISO_4217_CODES
+from product_service.models import Product
+from product_service.prices import cents_to_json, price_cents
+from shop_common.models import LongText, StrictModel, TrimmedText
+
+MAX_STOCK = 2_147_483_647
+PRICE_SCHEMA: dict[str, Any] = {
+    "type": "number",
+    "minimum": 0,
+    "maximum": 1_000_000_000,
+    "description": "At most 2 decimal places; read and stored exactly, never as a float.",
+    "examples": [19.99],
+}
+
+
+def _length(low: int, high: int, unit: str = "characters") -> AfterValidator:
+    def check(value: str) -> str:
+        if not low <= len(value) <= high:
+            raise ValueError(f"must be {low} to {high} {unit}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _currency(value: str) -> str:
+    if value not in ISO_4217_CODES:
+        raise ValueError("must be an ISO 4217 currency code in capitals, such as USD")
+    return value
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+Name = Annotated[
+    TrimmedText,
+    _length(1, 200, "characters after trimming"),
+    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 200}),
+]
+Description = Annotated[
+    LongText, _length(0, 5000), WithJsonSchema({"type": "string", "maxLength": 5000})
+]
+# The cents of the price; clients send and read `price`, a JSON number.
+PriceCents = Annotated[int, BeforeValidator(price_cents), WithJsonSchema(PRICE_SCHEMA)]
+Currency = Annotated[
+    str,
+    AfterValidator(_currency),
+    WithJsonSchema({"type": "string", "pattern": "^[A-Z]{3}$", "examples": ["USD"]}),
+]
+Stock = Annotated[StrictInt, Field(ge=0, le=MAX_STOCK)]
+Sku = Annotated[
+    TrimmedText,
+    _length(1, 64, "characters after trimming"),
+    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 64}),
+]
+Timestamp = Annotated[
+    datetime,
+    PlainSerializer(_rfc3339, return_type=str),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
+JsonPrice = Annotated[int | float, WithJsonSchema({"type": "number", "examples": [19.99]})]
+
+
+class ProductCreate(StrictModel):
+    """A whole product: POST creates one, PUT replaces every writable field."""
+
+    name: Name
+    description: Description = ""
+    price_cents: PriceCents = Field(alias="price")
+    currency: Currency = DEFAULT_CURRENCY
+    stock: Stock = 0
+    sku: Sku | None = None
+
+
+class ProductUpdate(StrictModel):
+    """Any non-empty subset of the writable fields; only `sku` may be null (to clear it)."""
+
+    name: Name | None = None
+    description: Description | None = None
+    price_cents: PriceCents | None = Field(default=None, alias="price")
+    currency: Currency | None = None
+    stock: Stock | None = None
+    sku: Sku | None = None
+
+    @field_validator("name", "description", "price_cents", "currency", "stock", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("must not be null")
+        return value
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> ProductUpdate:
+        if not self.model_fields_set:
+            raise ValueError("give at least one field to change")
+        return self
+
+
+class ProductPublic(BaseModel):
+    id: uuid.UUID
+    name: str
+    description: str
+    price: JsonPrice
+    currency: str
+    stock: int
+    sku: str | None
+    owner_id: uuid.UUID
+    created_at: Timestamp
+    updated_at: Timestamp
+    version: int
+
+    @classmethod
+    def of(cls, product: Product) -> ProductPublic:
+        return cls(
+            id=product.id,
+            name=product.name,
+            description=product.description,
+            price=cents_to_json(product.price_cents),
+            currency=product.currency,
+            stock=product.stock,
+            sku=product.sku,
+            owner_id=product.owner_id,
+            created_at=product.created_at,
+            updated_at=product.updated_at,
+            version=product.version,
+        )
+
+
+class ProductPage(BaseModel):
+    items: list[ProductPublic]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null when no item remains."
+    )
