@@ -1,0 +1,91 @@
+"""Start-up work: the signing key directory and the ADMIN from ADMIN_EMAIL/ADMIN_PASSWORD."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from auth_service import repository
+from auth_service.config import Settings
+from auth_service.db import utc_now
+from auth_service.passwords import PasswordHasher
+from auth_service.schemas import NewEmail, NewPassword
+
+logger = logging.getLogger(__name__)
+ADMIN_NAME = "Administrator"
+_EMAIL: TypeAdapter[str] = TypeAdapter(NewEmail)
+_PASSWORD: TypeAdapter[str] = TypeAdapter(NewPassword)
+
+
+class StartupError(Exception):
+    """A setting makes starting impossible; the message says which and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class AdminCredentials:
+    email: str
+    password: str
+
+
+def admin_credentials(settings: Settings) -> AdminCredentials | None:
+    """The configured ADMIN, checked by the registration rules; None when not configured."""
+    password = settings.admin_password.get_secret_value() if settings.admin_password else None
+    if settings.admin_email is None and password is None:
+        return None
+    if settings.admin_email is None or password is None:
+        raise StartupError("ADMIN_EMAIL and ADMIN_PASSWORD must be set together")
+    try:
+        email = _EMAIL.validate_python(settings.admin_email)
+    except ValidationError:
+        raise StartupError("ADMIN_EMAIL is not a valid email address") from None
+    try:
+        password = _PASSWORD.validate_python(password)
+    except ValidationError:
+        # The message never repeats the password, only what is wrong with it.
+        raise StartupError(
+            "ADMIN_PASSWORD is not acceptable: it must be 8 to 128 characters "
+            "(after NFKC normalisation) of valid Unicode"
+        ) from None
+    return AdminCredentials(email=email, password=password)
+
+
+async def bootstrap_admin(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, hasher: PasswordHasher
+) -> None:
+    """Create the configured ADMIN unless an account has that email; never change one.
+
+    Replicas starting together may all try: the unique email lets one insert win and the
+    others see the IntegrityError and move on.
+    """
+    credentials = admin_credentials(settings)
+    if credentials is None:
+        return
+    async with sessions() as session:
+        existing = await repository.get_account_by_email(session, credentials.email)
+        if existing is None:
+            password_hash = await hasher.hash(credentials.password)
+            try:
+                await repository.add_account(
+                    session,
+                    name=ADMIN_NAME,
+                    email=credentials.email,
+                    password_hash=password_hash,
+                    role="ADMIN",
+                    now=utc_now(),
+                )
+                await session.commit()
+            except IntegrityError:
+                await session.rollback()
+            else:
+                logger.info("created the ADMIN account from ADMIN_EMAIL")
+                return
+            existing = await repository.get_account_by_email(session, credentials.email)
+        if existing is not None and existing.role != "ADMIN":
+            logger.warning(
+                "ADMIN_EMAIL belongs to an existing account that is not an ADMIN; left unchanged",
+                extra={"account_id": str(existing.id)},
+            )

@@ -1,0 +1,57 @@
+"""Request dependencies: the database session, the caller, and the chained role checks."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from auth_service.exceptions import NotAuthenticated
+from auth_service.models import Account
+from auth_service.service import AuthService
+from auth_service.signing_keys import KeyRing
+from shop_common.credential import Caller
+
+
+async def _session(request: Request) -> AsyncIterator[AsyncSession]:
+    # Opens and closes only: service.py commits, anything uncommitted is rolled back.
+    async with request.app.state.sessions() as session:
+        yield session
+
+
+def _service(request: Request) -> AuthService:
+    service: AuthService = request.app.state.auth_service
+    return service
+
+
+def _keyring(request: Request) -> KeyRing:
+    keyring: KeyRing = request.app.state.keyring
+    return keyring
+
+
+def _caller(request: Request) -> Caller:
+    """The caller the gateway vouched for (GatewayGuard put it there)."""
+    caller = getattr(request.state, "caller", None)
+    if not isinstance(caller, Caller):
+        raise NotAuthenticated()
+    return caller
+
+
+SessionDep = Annotated[AsyncSession, Depends(_session)]
+ServiceDep = Annotated[AuthService, Depends(_service)]
+KeyRingDep = Annotated[KeyRing, Depends(_keyring)]
+CallerDep = Annotated[Caller, Depends(_caller)]
+
+
+async def _current_account(caller: CallerDep, session: SessionDep, service: ServiceDep) -> Account:
+    return await service.authenticated_account(session, caller)
+
+
+async def _admin_account(caller: CallerDep, session: SessionDep, service: ServiceDep) -> Account:
+    return await service.admin_account(session, caller)
+
+
+CurrentAccountDep = Annotated[Account, Depends(_current_account)]
+AdminDep = Annotated[Account, Depends(_admin_account)]

@@ -1,0 +1,166 @@
+"""The /auth endpoints: validate, call the service, shape the response."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from auth_service.dependencies import (
+    AdminDep,
+    CurrentAccountDep,
+    KeyRingDep,
+    ServiceDep,
+    SessionDep,
+)
+from auth_service.schemas import (
+    JwkSet,
+    RefreshTokenRequest,
+    RevocationList,
+    RevokedSession,
+    TokenPair,
+    UserLogin,
+    UserPage,
+    UserPublic,
+    UserRegister,
+    UserRoleUpdate,
+)
+from shop_common.json_body import JsonRoute
+from shop_common.problems import problem_responses
+
+router = APIRouter(prefix="/auth", tags=["auth"], route_class=JsonRoute)
+internal_router = APIRouter(prefix="/internal", include_in_schema=False)
+
+# Every route can meet the gateway guard (401); bodies can meet the JSON guard.
+_BODY_PROBLEMS = (400, 401, 413, 415, 422)
+
+
+def _no_store(response: Response) -> None:
+    # Tokens must not be kept by any cache between the client and us.
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+
+
+@router.post(
+    "/register",
+    status_code=201,
+    response_model=UserPublic,
+    responses=problem_responses(*_BODY_PROBLEMS, 409),
+)
+async def register(body: UserRegister, session: SessionDep, service: ServiceDep) -> UserPublic:
+    """Create an account. It always gets the USER role; a `role` field is refused (422).
+
+    The email is trimmed and lower-cased and must not be registered yet, whatever its
+    case (409). The password is 8 to 128 characters after NFKC normalisation.
+    """
+    account = await service.register(session, body)
+    return UserPublic.model_validate(account)
+
+
+@router.post("/login", response_model=TokenPair, responses=problem_responses(*_BODY_PROBLEMS))
+async def login(
+    body: UserLogin, session: SessionDep, service: ServiceDep, response: Response
+) -> TokenPair:
+    """Exchange email and password for an access token and a refresh token.
+
+    An unknown email and a wrong password get the same 401.
+    """
+    tokens = await service.login(session, body)
+    _no_store(response)
+    return tokens
+
+
+@router.post("/refresh", response_model=TokenPair, responses=problem_responses(*_BODY_PROBLEMS))
+async def refresh(
+    body: RefreshTokenRequest, session: SessionDep, service: ServiceDep, response: Response
+) -> TokenPair:
+    """Exchange a refresh token for new tokens; the refresh token given is used up.
+
+    Presenting a refresh token that was already used ends its whole session (401).
+    """
+    tokens = await service.refresh(session, body.refresh_token)
+    _no_store(response)
+    return tokens
+
+
+@router.post(
+    "/logout",
+    status_code=204,
+    response_class=Response,
+    responses=problem_responses(400, 401, 413, 415, 422),
+)
+async def logout(body: RefreshTokenRequest, session: SessionDep, service: ServiceDep) -> Response:
+    """End the session the refresh token belongs to (the user's other sessions live on).
+
+    Answers 204 for an unknown or already ended session too.
+    """
+    await service.logout(session, body.refresh_token)
+    return Response(status_code=204)
+
+
+@router.get("/me", response_model=UserPublic, responses=problem_responses(401))
+async def me(account: CurrentAccountDep) -> UserPublic:
+    """The signed-in user."""
+    return UserPublic.model_validate(account)
+
+
+@router.get("/users", response_model=UserPage, responses=problem_responses(401, 403, 422))
+async def list_users(
+    _: AdminDep,
+    session: SessionDep,
+    service: ServiceDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
+) -> UserPage:
+    """Every user, oldest first (by `created_at`, then `id`), one page at a time. ADMIN only."""
+    return await service.list_users(session, limit=limit, cursor=cursor)
+
+
+@router.patch(
+    "/users/{user_id}",
+    response_model=UserPublic,
+    responses=problem_responses(*_BODY_PROBLEMS, 403, 404, 409),
+)
+async def change_role(
+    actor: AdminDep,
+    user_id: str,
+    body: UserRoleUpdate,
+    session: SessionDep,
+    service: ServiceDep,
+) -> UserPublic:
+    """Set a user's role. ADMIN only.
+
+    A change ends all of that user's sessions. Setting the role the user already has
+    changes nothing. Demoting the last ADMIN gets 409.
+    """
+    account = await service.change_role(session, actor=actor, account_id=user_id, role=body.role)
+    return UserPublic.model_validate(account)
+
+
+@router.get("/jwks.json", response_model=JwkSet, responses=problem_responses(401))
+async def jwks(keyring: KeyRingDep, response: Response) -> JwkSet:
+    """The public keys that verify access tokens, by `kid`."""
+    response.headers["Cache-Control"] = "public, max-age=60"
+    return JwkSet.model_validate(keyring.jwks())
+
+
+@internal_router.get("/revocations", response_model=RevocationList)
+async def revocations(
+    session: SessionDep, service: ServiceDep, since: datetime | None = None
+) -> RevocationList:
+    """For the gateways' poll: sessions revoked after `since` (RFC 3339).
+
+    Pass the previous answer's `as_of` minus a few seconds, so that a revocation committed
+    while the previous poll ran is not missed.
+    """
+    if since is not None:
+        try:
+            since = since.astimezone(UTC) if since.tzinfo else since.replace(tzinfo=UTC)
+        except OverflowError:
+            since = None  # out of range: the default window applies
+    rows, as_of = await service.revoked_sessions(session, since=since)
+    return RevocationList(
+        revoked_sessions=[RevokedSession(sid=sid, revoked_at=at) for sid, at in rows],
+        as_of=as_of,
+    )
