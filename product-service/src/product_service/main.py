@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
+from starlette.routing import Match
 
 from product_service.config import SERVICE_NAME, Settings
 from product_service.db import MIGRATIONS_PATH, VERSION_TABLE, session_factory
@@ -14,7 +15,10 @@ from shop_common.credential import CredentialVerifier
 from shop_common.database import create_engine, schema_state
 from shop_common.health import health_router
 from shop_common.keys import load_public_key
+from shop_common.problems import problem_response
 from shop_common.service_app import install_service_defaults
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -47,4 +51,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(health_router(check_ready))
     app.include_router(router)
+    app.add_exception_handler(405, _method_not_allowed)
     return app
+
+
+async def _method_not_allowed(request: Request, _: Exception) -> Response:
+    """405 whose Allow lists every method the path has.
+
+    Starlette names only the methods of the first route that matches the path, and
+    /products has two routes (GET and POST); so ask the router about each method.
+    """
+    allowed = [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL
+            for route in request.app.router.routes
+        )
+    ]
+    return problem_response(405, headers={"Allow": ", ".join(allowed)})
