@@ -13,6 +13,10 @@ import httpx
 import jwt
 import pytest
 from fastapi import FastAPI
+
+from auth_service.config import Settings
+from auth_service.db import upgrade_database
+from auth_service.main import create_app
 from shop_common.credential import CREDENTIAL_HEADER
 from shop_common.testing import (
     GatewayKeys,
@@ -22,10 +26,6 @@ from shop_common.testing import (
     sqlite_url,
     write_gateway_keys,
 )
-
-from auth_service.config import Settings
-from auth_service.db import upgrade_database
-from auth_service.main import create_app
 
 AUDIENCE = "auth-service"
 PASSWORD = "correct horse battery"
@@ -160,9 +160,7 @@ async def running(settings: Settings, gateway: GatewayKeys) -> AsyncIterator[Aut
             ) as client,
             httpx.AsyncClient(transport=transport, base_url="http://auth") as direct,
         ):
-            yield AuthApi(
-                app=app, settings=settings, gateway=gateway, client=client, direct=direct
-            )
+            yield AuthApi(app=app, settings=settings, gateway=gateway, client=client, direct=direct)
 
 
 StartApi = Callable[..., AbstractAsyncContextManager[AuthApi]]

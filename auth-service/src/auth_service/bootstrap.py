@@ -33,13 +33,17 @@ class AdminCredentials:
 
 def admin_credentials(settings: Settings) -> AdminCredentials | None:
     """The configured ADMIN, checked by the registration rules; None when not configured."""
-    password = settings.admin_password.get_secret_value() if settings.admin_password else None
-    if settings.admin_email is None and password is None:
+    # Empty counts as unset: compose files pass `ADMIN_EMAIL: ${ADMIN_EMAIL:-}` through.
+    email = settings.admin_email or None
+    password = (
+        settings.admin_password.get_secret_value() if settings.admin_password else ""
+    ) or None
+    if email is None and password is None:
         return None
-    if settings.admin_email is None or password is None:
+    if email is None or password is None:
         raise StartupError("ADMIN_EMAIL and ADMIN_PASSWORD must be set together")
     try:
-        email = _EMAIL.validate_python(settings.admin_email)
+        email = _EMAIL.validate_python(email)
     except ValidationError:
         raise StartupError("ADMIN_EMAIL is not a valid email address") from None
     try:

@@ -1,0 +1,65 @@
+import pytest
+
+from auth_service import passwords
+from auth_service.passwords import PasswordHasher, password_problem, prehash
+
+pytestmark = pytest.mark.anyio
+
+
+def test_full_width_and_ascii_forms_prehash_alike():
+    assert prehash("ｐａｓｓｗｏｒｄ１２") == prehash("password12")
+
+
+def test_prehash_is_44_ascii_bytes_without_nul():
+    digest = prehash("пароль-密码-🔑" * 20)
+    assert len(digest) == 44
+    assert digest.isascii()
+    assert b"\x00" not in digest
+
+
+def test_prehash_depends_on_characters_beyond_72_bytes():
+    head = "a" * 80
+    assert prehash(head + "x") != prehash(head + "y")
+
+
+@pytest.mark.parametrize(
+    ("password", "acceptable"),
+    [
+        pytest.param("a" * 7, False, id="7 characters"),
+        pytest.param("a" * 8, True, id="8 characters"),
+        pytest.param("a" * 128, True, id="128 characters"),
+        pytest.param("a" * 129, False, id="129 characters"),
+        pytest.param("🔑" * 8, True, id="8 four-byte characters"),
+        pytest.param("\x00\x01\t\n\x7f\u200bab", True, id="control characters"),
+    ],
+)
+def test_password_length_is_counted_in_code_points(password, acceptable):
+    assert (password_problem(password) is None) is acceptable
+
+
+def test_length_is_counted_after_nfkc():
+    # U+FB03 (ﬃ) becomes "ffi": 3 characters become 9.
+    assert password_problem(passwords.normalize("\ufb03" * 3)) is None
+    assert password_problem(passwords.normalize("\ufb03" * 43)) is not None
+
+
+async def test_verify_accepts_the_password_and_its_nfkc_twin():
+    hasher = PasswordHasher(rounds=4)
+    hashed = await hasher.hash("ｐａｓｓｗｏｒｄ１２")
+    assert hashed.startswith("$2b$04$")
+    assert await hasher.verify("password12", hashed)
+    assert not await hasher.verify("password13", hashed)
+
+
+async def test_verify_rejects_a_long_password_whose_tail_differs():
+    hasher = PasswordHasher(rounds=4)
+    head = "é" * 40  # 80 bytes: bcrypt alone would only ever see these
+    hashed = await hasher.hash(head + "tail-one")
+    assert await hasher.verify(head + "tail-one", hashed)
+    assert not await hasher.verify(head + "tail-two", hashed)
+
+
+async def test_verify_without_a_hash_fails_after_checking_the_dummy():
+    hasher = PasswordHasher(rounds=4)
+    await hasher.prepare()
+    assert not await hasher.verify("anything at all", None)
