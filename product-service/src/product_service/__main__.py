@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 
 import uvicorn
 
@@ -27,6 +28,8 @@ def main(argv: list[str] | None = None) -> None:
     if arguments.command == "migrate":
         asyncio.run(migrate_database(settings.database_url))
         return
+    # Alembic logs at INFO each time /ready reads the schema version.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     uvicorn.run(
         "product_service.main:create_app",
         factory=True,

@@ -12,6 +12,7 @@ from product_service.cursors import (
     Position,
     ProductFilter,
     Sort,
+    SortValue,
     decode_cursor,
     encode_cursor,
 )
@@ -21,7 +22,7 @@ ID = uuid.uuid4()
 
 
 def position_for(sort: Sort) -> Position:
-    values = {
+    values: dict[str, SortValue] = {
         "created_at": datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC),
         "price": 1999,
         "name": "lämp ünïcode",
