@@ -1,0 +1,121 @@
+"""Gateway settings: the only place the gateway reads the environment."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from pydantic import BeforeValidator, Field, field_validator
+from pydantic_settings import NoDecode
+
+from api_gateway.ratelimit import Rate, parse_optional_rate, parse_rate
+from shop_common.settings import ServiceSettings
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+_ANY_ADDRESS = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}
+
+
+def _rate(value: Any) -> Any:
+    return parse_rate(value) if isinstance(value, str) else value
+
+
+def _optional_rate(value: Any) -> Any:
+    return parse_optional_rate(value) if isinstance(value, str) else value
+
+
+def _split(value: Any) -> Any:
+    """Comma-separated environment values become tuples; empty items are dropped."""
+    if isinstance(value, str):
+        return tuple(item.strip() for item in value.split(",") if item.strip())
+    return value
+
+
+RateSetting = Annotated[Rate, NoDecode, BeforeValidator(_rate)]
+OptionalRateSetting = Annotated[Rate | None, NoDecode, BeforeValidator(_optional_rate)]
+CommaList = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_split)]
+
+
+def local_url(host: str, port: int) -> str:
+    """Where to reach a service that listens on host:port (an any-address means this host)."""
+    host = _ANY_ADDRESS.get(host, host)
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+def check_upstream_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{url!r} is not an http:// or https:// URL")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ValueError(f"{url!r}: an upstream URL takes no query, fragment or user info")
+    parts.port  # noqa: B018 - raises ValueError on a malformed port
+    return url.rstrip("/")
+
+
+class Settings(ServiceSettings):
+    gateway_host: str = "0.0.0.0"
+    gateway_port: int = Field(default=5000, ge=1, le=65535)
+
+    # Upstreams: explicit URLs (comma-separated for several instances), else derived from
+    # the services' own listen settings so AUTH_PORT alone moves the service and our target.
+    auth_host: str = "127.0.0.1"
+    auth_port: int = Field(default=5001, ge=1, le=65535)
+    product_host: str = "127.0.0.1"
+    product_port: int = Field(default=5002, ge=1, le=65535)
+    auth_service_url: CommaList = ()
+    product_service_url: CommaList = ()
+    upstream_timeout: float = Field(default=10.0, gt=0, le=600)
+
+    cors_origins: CommaList = ()
+    trusted_proxies: CommaList = ()
+    redis_url: str | None = None
+
+    rate_limit_login_per_email: RateSetting = Rate(10, 15 * 60)
+    rate_limit_login_per_address: RateSetting = Rate(30, 60)
+    rate_limit_register_per_email: RateSetting = Rate(5, 3600)
+    rate_limit_register_per_address: RateSetting = Rate(20, 3600)
+    rate_limit_per_address: OptionalRateSetting = Rate(1200, 60)
+
+    jwt_issuer: str = "shop-auth"
+    jwt_audience: str = "shop-api"
+    # An unknown kid refetches the JWKS, but at most once per this many seconds.
+    jwks_refetch_interval: float = Field(default=5.0, ge=0)
+    # Known keys are refreshed in the background once the set is this old.
+    jwks_max_age: float = Field(default=300.0, gt=0)
+    token_cache_size: int = Field(default=10_000, ge=0)
+    ready_cache_seconds: float = Field(default=1.0, ge=0)
+
+    @field_validator("auth_service_url", "product_service_url")
+    @classmethod
+    def _check_urls(cls, urls: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(check_upstream_url(url) for url in urls)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, entries: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in entries:
+            ipaddress.ip_network(entry, strict=False)
+        return entries
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _check_origins(cls, origins: tuple[str, ...]) -> tuple[str, ...]:
+        for origin in origins:
+            parts = urlsplit(origin)
+            if origin != "*" and (parts.scheme not in ("http", "https") or parts.path):
+                raise ValueError(f"{origin!r} is not an origin like https://shop.example")
+        return tuple(origin.rstrip("/") for origin in origins)
+
+    @property
+    def auth_urls(self) -> tuple[str, ...]:
+        return self.auth_service_url or (local_url(self.auth_host, self.auth_port),)
+
+    @property
+    def product_urls(self) -> tuple[str, ...]:
+        return self.product_service_url or (local_url(self.product_host, self.product_port),)
+
+    @property
+    def trusted_networks(self) -> tuple[Network, ...]:
+        return tuple(ipaddress.ip_network(entry, strict=False) for entry in self.trusted_proxies)

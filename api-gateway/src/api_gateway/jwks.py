@@ -1,0 +1,227 @@
+"""Access-token checks against the auth-service's JWKS, with a cache of verified tokens.
+
+Only EdDSA is accepted (an allow-list, so `none` and HMAC-with-the-public-key fail
+before any key is used). The key set is fetched from auth-service, refetched when a
+token names an unknown kid (at most once per `refetch_interval`), and refreshed in the
+background when old. A verified token is remembered until its exp, so each token's
+signature is checked once, not on every request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import jwt
+import orjson
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from api_gateway.exceptions import InvalidToken, KeysUnavailable
+from api_gateway.metrics import token_checked
+
+ALGORITHM = "EdDSA"
+REQUIRED_CLAIMS = ("sub", "role", "sid", "jti", "iss", "aud", "iat", "exp")
+ROLES = frozenset({"USER", "ADMIN"})
+MAX_TOKEN_LENGTH = 4096
+# iat may run slightly ahead of our clock on another host; further ahead is refused.
+CLOCK_SKEW_SECONDS = 60
+NEVER_LOADED_RETRY_SECONDS = 1.0
+logger = logging.getLogger(__name__)
+Role = Literal["USER", "ADMIN"]
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who a verified access token speaks for."""
+
+    user_id: str
+    role: Role
+    session_id: str
+    token_id: str
+    expires_at: float
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "ADMIN"
+
+
+def parse_jwks(raw: bytes) -> dict[str, Ed25519PublicKey]:
+    """The Ed25519 signing keys of a JWKS document, by kid; other keys are skipped."""
+    document = orjson.loads(raw)
+    keys: dict[str, Ed25519PublicKey] = {}
+    for jwk in document.get("keys", []) if isinstance(document, dict) else []:
+        if not isinstance(jwk, dict) or not isinstance(jwk.get("kid"), str):
+            continue
+        if jwk.get("kty") != "OKP" or jwk.get("crv") != "Ed25519":
+            continue
+        if jwk.get("alg", ALGORITHM) != ALGORITHM or jwk.get("use", "sig") != "sig":
+            continue
+        try:
+            x = base64.urlsafe_b64decode(str(jwk["x"]) + "==")
+            keys[jwk["kid"]] = Ed25519PublicKey.from_public_bytes(x)
+        except (KeyError, ValueError, binascii.Error):
+            logger.warning("skipping a malformed key in the JWKS", extra={"kid": jwk["kid"]})
+    return keys
+
+
+class JwksCache:
+    """The auth-service's public keys by kid, fetched lazily and refetched sparingly."""
+
+    def __init__(
+        self,
+        fetch: Callable[[], Awaitable[bytes]],
+        *,
+        refetch_interval: float,
+        max_age: float,
+    ) -> None:
+        self._fetch = fetch
+        self._refetch_interval = refetch_interval
+        self._max_age = max_age
+        self._keys: dict[str, Ed25519PublicKey] = {}
+        self._fetched_at: float | None = None
+        self._attempted_at: float | None = None
+        self._inflight: asyncio.Task[None] | None = None
+        self.fetches = 0
+
+    async def key(self, kid: str) -> Ed25519PublicKey:
+        """The key for kid; InvalidToken when unknown, KeysUnavailable when never fetched."""
+        now = time.monotonic()
+        key = self._keys.get(kid)
+        if key is not None:
+            if self._fetched_at is not None and now - self._fetched_at > self._max_age:
+                self._start_refresh()  # in the background: this key is still good now
+            return key
+        if self._inflight is not None or self._may_refetch(now):
+            await self.refresh()
+            key = self._keys.get(kid)
+        if key is not None:
+            return key
+        if self._fetched_at is None:
+            raise KeysUnavailable()
+        raise InvalidToken(f"unknown key id {kid!r}")
+
+    def _may_refetch(self, now: float) -> bool:
+        if self._attempted_at is None:
+            return True
+        interval = self._refetch_interval
+        if self._fetched_at is None:  # never loaded: no token can pass, so retry sooner
+            interval = min(interval, NEVER_LOADED_RETRY_SECONDS)
+        return now - self._attempted_at >= interval
+
+    async def refresh(self) -> None:
+        """Fetch the key set now, sharing one fetch between concurrent callers."""
+        await asyncio.shield(self._start_refresh())
+
+    def _start_refresh(self) -> asyncio.Task[None]:
+        if self._inflight is None:
+            self._inflight = asyncio.create_task(self._refresh(), name="jwks-refresh")
+        return self._inflight
+
+    async def _refresh(self) -> None:
+        self._attempted_at = time.monotonic()
+        self.fetches += 1
+        try:
+            keys = parse_jwks(await self._fetch())
+        except Exception as exc:  # the old keys stay; the next miss may try again
+            logger.warning("fetching the JWKS failed", extra={"error": repr(exc)})
+        else:
+            self._keys = keys
+            self._fetched_at = time.monotonic()
+            logger.info("JWKS loaded", extra={"kids": sorted(keys)})
+        finally:
+            self._inflight = None
+
+    async def close(self) -> None:
+        task = self._inflight
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+
+class TokenVerifier:
+    def __init__(
+        self, keys: JwksCache, *, issuer: str, audience: str, cache_size: int = 10_000
+    ) -> None:
+        self._keys = keys
+        self._issuer = issuer
+        self._audience = audience
+        self._cache_size = cache_size
+        self._verified: dict[str, Identity] = {}
+
+    async def verify(self, token: str) -> Identity:
+        """The token's identity, or InvalidToken (401) / KeysUnavailable (503)."""
+        identity = self._verified.get(token)
+        if identity is not None:
+            if identity.expires_at > time.time():
+                token_checked("cached")
+                return identity
+            del self._verified[token]
+            token_checked("rejected")
+            raise InvalidToken("expired")
+        try:
+            identity = await self._verify_signature(token)
+        except InvalidToken:
+            token_checked("rejected")
+            raise
+        token_checked("verified")
+        self._remember(token, identity)
+        return identity
+
+    async def _verify_signature(self, token: str) -> Identity:
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise InvalidToken("token too long")
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise InvalidToken(f"malformed token: {exc}") from exc
+        if header.get("alg") != ALGORITHM:
+            raise InvalidToken(f"algorithm {header.get('alg')!r} is not allowed")
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise InvalidToken("no key id")
+        key = await self._keys.key(kid)
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=[ALGORITHM],
+                issuer=self._issuer,
+                audience=self._audience,
+                options={"require": list(REQUIRED_CLAIMS), "verify_iat": False},
+            )
+        except jwt.PyJWTError as exc:
+            raise InvalidToken(str(exc)) from exc
+        return _identity(claims)
+
+    def _remember(self, token: str, identity: Identity) -> None:
+        if self._cache_size <= 0:
+            return
+        if len(self._verified) >= self._cache_size:
+            now = time.time()
+            expired = [t for t, i in self._verified.items() if i.expires_at <= now]
+            for stale in expired or list(self._verified)[: max(1, self._cache_size // 10)]:
+                del self._verified[stale]  # expired first, else the oldest tenth
+        self._verified[token] = identity
+
+    def forget(self) -> None:
+        self._verified.clear()
+
+
+def _identity(claims: dict[str, Any]) -> Identity:
+    sub, role, sid, jti = (claims.get(name) for name in ("sub", "role", "sid", "jti"))
+    if not (isinstance(sub, str) and sub and isinstance(sid, str) and isinstance(jti, str)):
+        raise InvalidToken("sub, sid and jti must be strings")
+    if role not in ROLES:
+        raise InvalidToken(f"unknown role {role!r}")
+    iat = claims["iat"]
+    if not isinstance(iat, int | float) or iat > time.time() + CLOCK_SKEW_SECONDS:
+        raise InvalidToken("iat is not a time in the past")
+    return Identity(
+        user_id=sub, role=role, session_id=sid, token_id=jti, expires_at=float(claims["exp"])
+    )

@@ -1,0 +1,155 @@
+"""The composition root: create_app(settings) builds the gateway as a raw ASGI app.
+
+No FastAPI on the proxy path: a request costs one header pass, one dict lookup in the
+policy table, a cached token check, a credential and the upstream exchange
+(docs/decisions/gateway-upstream-client.md has the figures).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator
+
+from starlette.types import Receive, Scope, Send
+
+from api_gateway.config import Settings
+from api_gateway.connection import UpstreamError
+from api_gateway.cors import CorsPolicy
+from api_gateway.headers import ForwardedFor
+from api_gateway.jwks import JwksCache, TokenVerifier
+from api_gateway.metrics import RequestMetrics
+from api_gateway.policy import PolicyTable, Service
+from api_gateway.proxy import Proxy
+from api_gateway.readiness import Readiness
+from api_gateway.router import Router
+from api_gateway.upstream import Upstream, fetch
+from shop_common.credential import Caller, CredentialSigner
+from shop_common.keys import ensure_ed25519_keypair, load_private_key
+
+JWKS_PATH = b"/auth/jwks.json"
+logger = logging.getLogger(__name__)
+
+
+class Gateway:
+    """The ASGI application; `running()` (or the ASGI lifespan) starts and stops it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.upstreams = {
+            Service.AUTH: Upstream(Service.AUTH, settings.auth_urls),
+            Service.PRODUCT: Upstream(Service.PRODUCT, settings.product_urls),
+        }
+        self.keys = JwksCache(
+            self._fetch_jwks,
+            refetch_interval=settings.jwks_refetch_interval,
+            max_age=settings.jwks_max_age,
+        )
+        self.tokens = TokenVerifier(
+            self.keys,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            cache_size=settings.token_cache_size,
+        )
+        self.readiness = Readiness(
+            {service.value: upstream for service, upstream in self.upstreams.items()},
+            cache_seconds=settings.ready_cache_seconds,
+            timeout=settings.upstream_timeout,
+        )
+        self.metrics = RequestMetrics()
+        self._signer: CredentialSigner | None = None
+        self._router: Router | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            router = self._router
+            if router is None:
+                raise RuntimeError("the gateway has not been started (ASGI lifespan)")
+            await router(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+        else:  # websockets are not part of the API
+            await send({"type": "websocket.close", "code": 1008})
+
+    def start(self) -> None:
+        """Load (or, in development, create) the credential key and wire the router."""
+        settings = self.settings
+        private_path = settings.gateway_private_key_path
+        if not private_path.exists():
+            ensure_ed25519_keypair(private_path, settings.gateway_public_key_path)
+        self._signer = CredentialSigner(load_private_key(private_path))
+        proxy = Proxy(
+            self.upstreams,
+            self._signer,
+            ForwardedFor(settings.trusted_networks),
+            self.metrics,
+            timeout=settings.upstream_timeout,
+            max_body=settings.max_body_bytes,
+        )
+        self._router = Router(
+            policy=PolicyTable(),
+            tokens=self.tokens,
+            proxy=proxy,
+            readiness=self.readiness,
+            cors=CorsPolicy(settings.cors_origins),
+            metrics=self.metrics,
+        )
+
+    async def stop(self) -> None:
+        self._router = None
+        await self.keys.close()
+        await self.readiness.close()
+        for upstream in self.upstreams.values():
+            upstream.close()
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[Gateway]:
+        self.start()
+        try:
+            yield self
+        finally:
+            await self.stop()
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    self.start()
+                except Exception as exc:
+                    logger.exception("gateway start failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.stop()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _fetch_jwks(self) -> bytes:
+        """The auth-service's JWKS, asked for like any request: with a gateway credential."""
+        assert self._signer is not None
+        request_id = uuid.uuid4().hex
+        credential = self._signer.mint(
+            audience=Service.AUTH.value,
+            caller=Caller(user_id=None, role=None, request_id=request_id),
+        )
+        headers = [
+            (b"x-request-id", request_id.encode()),
+            (b"x-gateway-credential", credential.encode()),
+            (b"accept", b"application/json"),
+        ]
+        status, body = await fetch(
+            self.upstreams[Service.AUTH],
+            JWKS_PATH,
+            headers,
+            timeout=self.settings.upstream_timeout,
+        )
+        if status != 200:
+            raise UpstreamError(f"JWKS answered {status}")
+        return body
+
+
+def create_app(settings: Settings | None = None) -> Gateway:
+    return Gateway(settings or Settings())

@@ -1,0 +1,187 @@
+"""Forwarding one request: body limits, the headers services trust, streaming both ways.
+
+The request body is read whole when small (one write upstream) and streamed otherwise;
+past max_body_bytes it is cut with 413 while no response has started. The response is
+streamed back as it arrives. Upstream failures become 503 (refused), 504 (no answer
+within UPSTREAM_TIMEOUT) or 502 (anything else), never a hang.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Mapping
+
+from starlette.types import Receive, Scope
+
+from api_gateway.connection import ConnectFailed, UpstreamBroken, UpstreamTimedOut
+from api_gateway.exceptions import BadGateway, BodyTooLarge, UpstreamTimeout, UpstreamUnavailable
+from api_gateway.headers import ForwardedFor, RequestHeaders
+from api_gateway.jwks import Identity
+from api_gateway.metrics import RequestMetrics
+from api_gateway.policy import Service
+from api_gateway.responses import Exchange
+from api_gateway.upstream import Body, Upstream
+from shop_common.credential import CREDENTIAL_HEADER, Caller, CredentialSigner
+
+BUFFERED_BODY_LIMIT = 64 * 1024  # bodies up to this size go upstream in one write
+_CREDENTIAL = CREDENTIAL_HEADER.encode()
+# Hop-by-hop, or set by our own server (date, server), or ours to set (request id, CORS).
+RESPONSE_DROPPED = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"transfer-encoding",
+        b"te",
+        b"trailer",
+        b"upgrade",
+        b"date",
+        b"server",
+        b"x-request-id",
+    }
+)
+RESPONSE_DROPPED_PREFIXES = (b"proxy-", b"access-control-")
+
+
+class ClientDisconnected(Exception):
+    """The client went away while sending its body: nobody is left to answer."""
+
+
+class Proxy:
+    def __init__(
+        self,
+        upstreams: Mapping[Service, Upstream],
+        signer: CredentialSigner,
+        forwarded: ForwardedFor,
+        metrics: RequestMetrics,
+        *,
+        timeout: float,
+        max_body: int,
+    ) -> None:
+        self._upstreams = upstreams
+        self._signer = signer
+        self._forwarded = forwarded
+        self._metrics = metrics
+        self._timeout = timeout
+        self._max_body = max_body
+
+    async def forward(
+        self,
+        scope: Scope,
+        receive: Receive,
+        exchange: Exchange,
+        service: Service,
+        path: str,
+        headers: RequestHeaders,
+        identity: Identity | None,
+    ) -> None:
+        body, body_length = await self._request_body(receive, headers)
+        out = headers.forward
+        peer = scope["client"][0] if scope.get("client") else None
+        _, chain = self._forwarded.client_and_chain(peer, headers.forwarded_for)
+        proto = headers.forwarded_proto
+        if proto is None or not self._forwarded.trusts(peer):
+            proto = scope["scheme"].encode("ascii")
+        out.append((b"x-request-id", exchange.id_header))
+        out.append((b"x-forwarded-proto", proto))
+        if chain is not None:
+            out.append((b"x-forwarded-for", chain))
+        if headers.host is not None:
+            out.append((b"x-forwarded-host", headers.host))
+        out.append((_CREDENTIAL, self._credential(service, identity, exchange.request_id)))
+
+        query = scope["query_string"]
+        target = path.encode("ascii") + (b"?" + query if query else b"")
+        head_only = scope["method"] == "HEAD"
+        method = b"GET" if head_only else scope["method"].encode("ascii")
+        upstream = self._upstreams[service]
+        sent_at = time.perf_counter()
+        try:
+            response = await upstream.request(
+                method, target, out, body, timeout=self._timeout, body_length=body_length
+            )
+        except ConnectFailed as exc:
+            self._metrics.upstream_error(service, "connect")
+            raise UpstreamUnavailable() from exc
+        except UpstreamTimedOut as exc:
+            self._metrics.upstream_error(service, "timeout")
+            raise UpstreamTimeout() from exc
+        except UpstreamBroken as exc:
+            self._metrics.upstream_error(service, "protocol")
+            raise BadGateway() from exc
+        self._metrics.upstream_latency(service, time.perf_counter() - sent_at)
+        try:
+            await self._relay(response.status, response.headers, exchange)
+            if head_only:
+                await exchange.body(b"")
+            elif response.complete:
+                await exchange.body(await response.read(self._timeout))
+            else:
+                while chunk := await response.read(self._timeout):
+                    await exchange.body(chunk, more=True)
+                await exchange.body(b"")
+        except (UpstreamTimedOut, UpstreamBroken) as exc:
+            # The head is already sent: all we can do is cut the response short.
+            self._metrics.upstream_error(service, "body")
+            raise BadGateway() from exc
+        finally:
+            response.release()
+
+    def _credential(self, service: Service, identity: Identity | None, request_id: str) -> bytes:
+        if identity is None:
+            caller = Caller(user_id=None, role=None, request_id=request_id)
+        else:
+            caller = Caller(
+                user_id=identity.user_id,
+                role=identity.role,
+                request_id=request_id,
+                session_id=identity.session_id,
+            )
+        return self._signer.mint(audience=service.value, caller=caller).encode("ascii")
+
+    @staticmethod
+    async def _relay(
+        status: int, upstream_headers: list[tuple[bytes, bytes]], exchange: Exchange
+    ) -> None:
+        headers = []
+        for name, value in upstream_headers:
+            lower = name.lower()
+            if lower not in RESPONSE_DROPPED and not lower.startswith(RESPONSE_DROPPED_PREFIXES):
+                headers.append((lower, value))
+        await exchange.start(status, headers)
+
+    async def _request_body(
+        self, receive: Receive, headers: RequestHeaders
+    ) -> tuple[Body, int | None]:
+        """(body, its length when known): None, bytes, or a stream of parts."""
+        declared = headers.content_length
+        if declared is not None:
+            length = int(declared) if declared.isdigit() else self._max_body + 1
+            if length > self._max_body:
+                raise BodyTooLarge()
+            if length == 0:
+                return None, None
+            if length <= BUFFERED_BODY_LIMIT:
+                return await self._read_all(receive), None
+            return self._stream(receive), length
+        if headers.transfer_encoding is not None:
+            return self._stream(receive), None
+        return None, None
+
+    async def _read_all(self, receive: Receive) -> bytes:
+        parts = [chunk async for chunk in self._stream(receive)]
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    async def _stream(self, receive: Receive) -> AsyncIterator[bytes]:
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnected()
+            chunk: bytes = message.get("body", b"")
+            size += len(chunk)
+            if size > self._max_body:
+                raise BodyTooLarge()
+            if chunk:
+                yield chunk
+            if not message.get("more_body", False):
+                return

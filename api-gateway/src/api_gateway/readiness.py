@@ -1,0 +1,79 @@
+"""GET /ready: is at least one instance of every upstream ready? Cached, so it stays cheap.
+
+Each instance's own /ready is probed (no credential needed there); a service is "ok"
+when all its instances answer 200, "degraded" when some do, "unavailable" when none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from api_gateway.connection import UpstreamError
+from api_gateway.upstream import ConnectionPool, Upstream, fetch
+
+PROBE_TIMEOUT_CAP = 2.0
+READY_STATES = frozenset({"ok", "degraded"})
+
+
+class Readiness:
+    def __init__(
+        self, upstreams: Mapping[str, Upstream], *, cache_seconds: float, timeout: float
+    ) -> None:
+        self._upstreams = upstreams
+        self._cache_seconds = cache_seconds
+        self._timeout = min(timeout, PROBE_TIMEOUT_CAP)
+        self._report: dict[str, Any] | None = None
+        self._checked_at = 0.0
+        self._inflight: asyncio.Task[dict[str, Any]] | None = None
+
+    async def report(self) -> tuple[bool, dict[str, Any]]:
+        """(ready, body); concurrent callers share one round of probes."""
+        report = self._report
+        if report is None or time.monotonic() - self._checked_at > self._cache_seconds:
+            if self._inflight is None:
+                self._inflight = asyncio.create_task(self._probe_all(), name="ready-probe")
+            report = await asyncio.shield(self._inflight)
+        return report["status"] == "ready", report
+
+    async def _probe_all(self) -> dict[str, Any]:
+        try:
+            names = list(self._upstreams)
+            results = await asyncio.gather(
+                *(self._probe_service(self._upstreams[name]) for name in names)
+            )
+            checks = {name: state for name, (state, _) in zip(names, results, strict=True)}
+            instances = {name: each for name, (_, each) in zip(names, results, strict=True)}
+            ready = all(state in READY_STATES for state in checks.values())
+            report = {
+                "status": "ready" if ready else "unavailable",
+                "checks": checks,
+                "instances": instances,
+            }
+            self._report, self._checked_at = report, time.monotonic()
+            return report
+        finally:
+            self._inflight = None
+
+    async def _probe_service(self, upstream: Upstream) -> tuple[str, dict[str, str]]:
+        states = await asyncio.gather(*(self._probe(pool) for pool in upstream.pools))
+        each = {pool.url: state for pool, state in zip(upstream.pools, states, strict=True)}
+        up = sum(state == "ok" for state in states)
+        if up == len(states):
+            return "ok", each
+        return ("degraded" if up else "unavailable"), each
+
+    async def _probe(self, pool: ConnectionPool) -> str:
+        try:
+            status, _ = await fetch(pool, b"/ready", [], timeout=self._timeout, limit=65536)
+        except UpstreamError:
+            return "unavailable"
+        return "ok" if status == 200 else "not_ready"
+
+    async def close(self) -> None:
+        task = self._inflight
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)

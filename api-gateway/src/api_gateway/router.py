@@ -1,0 +1,180 @@
+"""Every request's path through the gateway, checks in the contract's order.
+
+404 unknown path, 405, 401, 403 by role, (429 by address: the rate-limit issue), then
+the proxy (413, forwarding). The gateway's own /health, /ready and /metrics are
+answered here; nothing else is, so a request either matches the policy table or is 404.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+import orjson
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.types import Receive, Scope, Send
+
+from api_gateway.cors import CorsPolicy
+from api_gateway.exceptions import (
+    InvalidToken,
+    MethodNotAllowed,
+    NotAuthenticated,
+    RoleForbidden,
+    RouteNotFound,
+)
+from api_gateway.headers import RequestHeaders, bearer_token
+from api_gateway.jwks import Identity, TokenVerifier
+from api_gateway.metrics import IN_FLIGHT, RequestMetrics
+from api_gateway.policy import Access, PolicyTable, Rule
+from api_gateway.proxy import ClientDisconnected, Proxy
+from api_gateway.readiness import Readiness
+from api_gateway.responses import CLIENT_CLOSED, Exchange
+from shop_common.logging import request_id_var, user_id_var
+from shop_common.problems import Problem
+from shop_common.request_context import sane_request_id
+
+access_log = logging.getLogger("access")
+logger = logging.getLogger(__name__)
+_JSON = b"application/json"
+_METRICS_TYPE = CONTENT_TYPE_LATEST.encode()
+OWN_ALLOW = "GET, HEAD"
+
+
+class UnexpectedError(Problem):
+    status = 500
+
+
+class Router:
+    def __init__(
+        self,
+        *,
+        policy: PolicyTable,
+        tokens: TokenVerifier,
+        proxy: Proxy,
+        readiness: Readiness,
+        cors: CorsPolicy,
+        metrics: RequestMetrics,
+    ) -> None:
+        self._policy = policy
+        self._tokens = tokens
+        self._proxy = proxy
+        self._readiness = readiness
+        self._cors = cors
+        self._metrics = metrics
+        self._own: dict[str, Callable[[Exchange], Awaitable[None]]] = {
+            "/health": self._health,
+            "/ready": self._ready,
+            "/metrics": self._metrics_text,
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        headers = RequestHeaders(scope["headers"])
+        exchange = Exchange(send, sane_request_id(headers.request_id))
+        context = request_id_var.set(exchange.request_id)
+        IN_FLIGHT.inc()
+        try:
+            await self._dispatch(scope, receive, exchange, headers)
+        except Problem as problem:
+            if isinstance(problem, InvalidToken):
+                logger.info("token refused", extra={"reason": problem.reason})
+            if exchange.started:
+                logger.warning("response cut short", extra={"problem": problem.status})
+            else:
+                await exchange.problem(problem)
+        except ClientDisconnected:
+            exchange.status = exchange.status or CLIENT_CLOSED
+        except Exception:
+            logger.exception("unexpected error")
+            if not exchange.started:
+                await exchange.problem(UnexpectedError("An unexpected error occurred."))
+        finally:
+            IN_FLIGHT.dec()
+            self._finish(scope, exchange, time.perf_counter() - started)
+            request_id_var.reset(context)
+
+    async def _dispatch(
+        self, scope: Scope, receive: Receive, exchange: Exchange, headers: RequestHeaders
+    ) -> None:
+        method: str = scope["method"]
+        raw_path = scope.get("raw_path")
+        # Match the path as sent: percent-encoding never turns into a listed path.
+        path = raw_path.decode("latin-1") if raw_path is not None else scope["path"]
+        if headers.origin is not None and self._cors.enabled and self._cors.allows(headers.origin):
+            exchange.extra_headers = self._cors.response_headers(headers.origin)
+
+        own = self._own.get(path)
+        if own is not None:
+            exchange.route = path
+            if method not in ("GET", "HEAD"):
+                raise MethodNotAllowed(OWN_ALLOW)
+            await own(exchange)
+            return
+
+        resource = self._policy.resolve(path)
+        if resource is None:
+            raise RouteNotFound()
+        exchange.route = resource.template
+        rule = resource.rules.get(method)
+        if rule is None:
+            if method == "OPTIONS" and headers.access_control_method and exchange.extra_headers:
+                await self._preflight(exchange, headers, resource.allow)
+                return
+            raise MethodNotAllowed(resource.allow)
+
+        identity = await self._authenticate(rule, headers)
+        if identity is not None:
+            exchange.user_id = identity.user_id
+            user_id_var.set(identity.user_id)
+        if rule.access is Access.ADMIN and not (identity is not None and identity.is_admin):
+            raise RoleForbidden()
+        await self._proxy.forward(scope, receive, exchange, rule.service, path, headers, identity)
+
+    async def _authenticate(self, rule: Rule, headers: RequestHeaders) -> Identity | None:
+        """401 when the route needs a token and there is none; any token given must be valid."""
+        if not rule.reads_token:
+            return None
+        if headers.authorization is None:
+            if rule.access is Access.PUBLIC:
+                return None
+            raise NotAuthenticated()
+        token = bearer_token(headers.authorization)
+        if token is None:
+            raise InvalidToken("not a Bearer authorization")
+        return await self._tokens.verify(token)
+
+    async def _preflight(self, exchange: Exchange, headers: RequestHeaders, allow: str) -> None:
+        assert headers.origin is not None
+        exchange.extra_headers = self._cors.preflight_headers(
+            headers.origin, allow, headers.access_control_headers
+        )
+        await exchange.respond(204, b"", b"text/plain")
+
+    async def _health(self, exchange: Exchange) -> None:
+        await exchange.respond(200, b'{"status":"ok"}', _JSON)
+
+    async def _ready(self, exchange: Exchange) -> None:
+        ready, report = await self._readiness.report()
+        await exchange.respond(200 if ready else 503, orjson.dumps(report), _JSON)
+
+    async def _metrics_text(self, exchange: Exchange) -> None:
+        await exchange.respond(200, generate_latest(), _METRICS_TYPE)
+
+    def _finish(self, scope: Scope, exchange: Exchange, seconds: float) -> None:
+        status = exchange.status or CLIENT_CLOSED
+        self._metrics.observe(exchange.route, scope["method"], status, seconds)
+        access_log.info(
+            "%s %s %s",
+            scope["method"],
+            scope["path"],
+            status,
+            extra={
+                "method": scope["method"],
+                "path": scope["path"],
+                "route": exchange.route,
+                "status": status,
+                "duration_ms": round(seconds * 1000, 2),
+                "user_id": exchange.user_id,
+            },
+        )
