@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Shop
+from product_service.testing import Shop
 
 pytestmark = pytest.mark.anyio
 

@@ -17,10 +17,10 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, inspect, text
 
 from product_service.db import MIGRATIONS_PATH, VERSION_TABLE, Base, migrate_database
+from product_service.testing import BACKENDS, running_shop
 from shop_common.database import create_engine, head_revision, schema_state
 from shop_common.keys import public_pem
 from shop_common.testing import GatewayKeys, fresh_postgres_database, postgres_base_url, sqlite_url
-from tests.conftest import BACKENDS, running_shop
 
 pytestmark = pytest.mark.anyio
 

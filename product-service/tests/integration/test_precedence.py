@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from tests.conftest import Shop
+from product_service.testing import Shop
 
 pytestmark = pytest.mark.anyio
 
