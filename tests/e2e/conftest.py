@@ -35,6 +35,7 @@ class System:
     auth: str
     product: str
     output: list[str] = field(default_factory=list)
+    reader: threading.Thread | None = None
 
     def wait_for_line(self, needle: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
@@ -81,7 +82,8 @@ def start_system(data_dir: Path, **extra_env: str) -> System:
         for raw in process.stdout:
             system.output.append(raw.decode(errors="replace"))
 
-    threading.Thread(target=collect, daemon=True).start()
+    system.reader = threading.Thread(target=collect, daemon=True)
+    system.reader.start()
     system.wait_for_line("[run] ready in")
     return system
 
@@ -89,7 +91,12 @@ def start_system(data_dir: Path, **extra_env: str) -> System:
 def stop_system(system: System, signum: int = signal.SIGTERM) -> int:
     if system.process.poll() is None:
         system.process.send_signal(signum)
-    return system.process.wait(timeout=30)
+    code = system.process.wait(timeout=30)
+    if system.reader is not None:
+        system.reader.join(timeout=10)
+    if system.process.stdout is not None:
+        system.process.stdout.close()
+    return code
 
 
 @pytest.fixture(scope="module")

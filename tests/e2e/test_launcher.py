@@ -57,7 +57,7 @@ def test_a_signal_to_the_process_group_stops_everything(tmp_path: Path) -> None:
     system = start_system(tmp_path)
     services = children_of(system.process.pid)
     os.killpg(system.process.pid, signal.SIGINT)
-    system.process.wait(timeout=30)
+    stop_system(system)
     assert wait_gone(services) == set()
 
 
