@@ -55,6 +55,16 @@ async def database_url(empty_database_url: str) -> str:
 
 
 @pytest.fixture
+async def other_empty_database_url(database_url: str, tmp_path: Path) -> AsyncIterator[str]:
+    """A second, unmigrated database on the same backend as `database_url`."""
+    if database_url.startswith("sqlite"):
+        yield sqlite_url(tmp_path, "other.db")
+        return
+    async with fresh_postgres_database(postgres_base_url()) as url:
+        yield url
+
+
+@pytest.fixture
 def gateway(tmp_path: Path) -> GatewayKeys:
     return write_gateway_keys(tmp_path)
 
@@ -72,7 +82,7 @@ def make_settings(tmp_path: Path, database_url: str) -> Callable[..., Settings]:
             "admin_password": None,
         }
         values.update(overrides)
-        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+        return Settings(_env_file=None, **values)
 
     return make
 

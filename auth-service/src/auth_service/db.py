@@ -71,14 +71,17 @@ async def open_session(factory: async_sessionmaker[AsyncSession]) -> AsyncIterat
         yield session
 
 
-async def upgrade_database(url: str, revision: str = "head") -> None:
-    """Apply the migrations to `url` (alembic upgrade), creating the SQLite file if needed."""
+async def upgrade_database(url: str, revision: str = "head", *, downgrade: bool = False) -> None:
+    """Migrate `url` to `revision` (alembic upgrade, or downgrade), creating SQLite files."""
     engine = create_engine(url)
     config = alembic_config(MIGRATIONS_DIR, url)
 
     def upgrade(connection: Connection) -> None:
         config.attributes["connection"] = connection
-        command.upgrade(config, revision)
+        if downgrade:
+            command.downgrade(config, revision)
+        else:
+            command.upgrade(config, revision)
 
     try:
         async with engine.begin() as connection:

@@ -1,10 +1,16 @@
+from typing import Any
+
+import httpx
 import pytest
 
 pytestmark = pytest.mark.anyio
 
 
-async def logout(api, refresh_token):
-    return await api.client.post("/auth/logout", json={"refresh_token": refresh_token})
+async def logout(api: Any, refresh_token: str) -> httpx.Response:
+    response: httpx.Response = await api.client.post(
+        "/auth/logout", json={"refresh_token": refresh_token}
+    )
+    return response
 
 
 async def test_logout_returns_204_and_ends_the_session(api):

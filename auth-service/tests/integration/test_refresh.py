@@ -1,18 +1,23 @@
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import httpx
 import jwt
 import pytest
 
 pytestmark = pytest.mark.anyio
 
 
-def claims(tokens):
+def claims(tokens: dict[str, Any]) -> dict[str, Any]:
     return jwt.decode(tokens["access_token"], options={"verify_signature": False})
 
 
-async def refresh(api, refresh_token):
-    return await api.client.post("/auth/refresh", json={"refresh_token": refresh_token})
+async def refresh(api: Any, refresh_token: str) -> httpx.Response:
+    response: httpx.Response = await api.client.post(
+        "/auth/refresh", json={"refresh_token": refresh_token}
+    )
+    return response
 
 
 async def test_refresh_rotates_the_refresh_token_within_the_session(api):

@@ -1,6 +1,7 @@
 import json
 import re
 import uuid
+from typing import Any
 
 import pytest
 
@@ -11,7 +12,7 @@ pytestmark = pytest.mark.anyio
 RFC3339_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z")
 
 
-def body(**fields):
+def body(**fields: Any) -> dict[str, Any]:
     return {"name": "Ada Lovelace", "email": random_email(), "password": "password12"} | fields
 
 

@@ -1,10 +1,12 @@
+from typing import Any
+
 import pytest
 from pydantic import ValidationError
 
 from auth_service.schemas import UserLogin, UserRegister, canonical_email
 
 
-def register(**fields):
+def register(**fields: Any) -> UserRegister:
     body = {"name": "Ada", "email": "ada@example.com", "password": "password12"} | fields
     return UserRegister.model_validate(body)
 

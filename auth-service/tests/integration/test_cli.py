@@ -1,0 +1,146 @@
+"""`python -m auth_service ...` as an operator runs it."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from auth_service.signing_keys import key_ids
+from shop_common.testing import random_email, write_gateway_keys
+
+
+def run(
+    tmp_path: Path, *args: str, timeout: float = 60, **env: str
+) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("ADMIN_", "AUTH_"))}
+    environment.update({"DATA_DIR": str(tmp_path), "SHOP_TESTING": "true", "BCRYPT_ROUNDS": "4"})
+    environment.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "auth_service", *args],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_keys_init_creates_one_key_and_keeps_it(tmp_path):
+    first = run(tmp_path, "keys", "init")
+    assert first.returncode == 0, first.stderr
+    kids = key_ids(tmp_path / "keys" / "auth")
+    assert len(kids) == 1 and kids[0] in first.stdout
+    again = run(tmp_path, "keys", "init")
+    assert again.returncode == 0
+    assert "already present" in again.stdout
+    assert key_ids(tmp_path / "keys" / "auth") == kids
+
+
+def test_keys_rotate_adds_a_newer_key(tmp_path):
+    run(tmp_path, "keys", "init")
+    (old,) = key_ids(tmp_path / "keys" / "auth")
+    result = run(tmp_path, "keys", "rotate")
+    assert result.returncode == 0, result.stderr
+    kids = key_ids(tmp_path / "keys" / "auth")
+    assert kids[0] == old and len(kids) == 2
+    assert kids[1] in result.stdout
+
+
+def test_migrate_brings_a_new_sqlite_database_to_the_latest_revision(tmp_path):
+    result = run(tmp_path, "migrate")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "auth.db").exists()
+
+
+def test_migrate_reports_an_unreachable_database_in_one_line(tmp_path):
+    result = run(
+        tmp_path, "migrate", AUTH_DATABASE_URL="postgresql+asyncpg://nobody@127.0.0.1:1/none"
+    )
+    assert result.returncode == 2
+    assert "migration failed" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        pytest.param({"ADMIN_PASSWORD": "short"}, "ADMIN_PASSWORD", id="short admin password"),
+        pytest.param({"ADMIN_EMAIL": "nope"}, "ADMIN_EMAIL", id="invalid admin email"),
+        pytest.param(
+            {"SHOP_TESTING": "false"}, "BCRYPT_ROUNDS=4 is below 12", id="low bcrypt cost"
+        ),
+        pytest.param(
+            {"ACCESS_TOKEN_TTL_SECONDS": "3600"}, "ACCESS_TOKEN_TTL_SECONDS", id="long ttl"
+        ),
+    ],
+)
+def test_serve_with_an_unusable_setting_exits_with_a_clear_message(tmp_path, env, message):
+    write_gateway_keys(tmp_path)
+    values = {"ADMIN_EMAIL": random_email(), "ADMIN_PASSWORD": "admin password 1"} | env
+    result = run(tmp_path, "serve", AUTH_PORT="0", **values)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert "short" not in result.stderr or "ADMIN_PASSWORD" not in env
+
+
+def test_serve_without_the_gateway_key_exits_with_a_clear_message(tmp_path):
+    result = run(tmp_path, "serve", AUTH_PORT="0")
+    assert result.returncode == 2
+    assert "gateway's public key" in result.stderr
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def test_serve_answers_and_stops_cleanly_on_sigterm(tmp_path):
+    write_gateway_keys(tmp_path)
+    assert run(tmp_path, "migrate").returncode == 0
+    port = free_port()
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("ADMIN_", "AUTH_"))}
+    environment.update(
+        {
+            "DATA_DIR": str(tmp_path),
+            "SHOP_TESTING": "true",
+            "BCRYPT_ROUNDS": "4",
+            "AUTH_PORT": str(port),
+        }
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "auth_service", "serve"],
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1)
+                break
+            except httpx.TransportError:
+                assert process.poll() is None, process.communicate()
+                assert time.monotonic() < deadline, "the service did not start"
+                time.sleep(0.1)
+        assert response.status_code == 200
+        assert "server" not in response.headers
+        refused = httpx.get(f"http://127.0.0.1:{port}/auth/me", timeout=5)
+        assert refused.status_code == 401
+    finally:
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=30)
+    # uvicorn shuts down gracefully, then re-raises the signal it caught.
+    assert process.returncode in (0, -signal.SIGTERM), stderr
+    assert "Application shutdown complete" in stdout
+    assert '"service":"auth-service"' in stdout.replace(" ", "")
