@@ -1,0 +1,316 @@
+"""Fixtures: fake upstreams as small real servers on ephemeral ports, keys, tokens, a gateway.
+
+The fake upstreams are raw ASGI apps served by uvicorn in the test's own event loop;
+they record every request and answer with an echo of it, or as a query parameter
+asks: `delay` (seconds before answering), `size` (bytes of body, streamed), `status`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+import httpx
+import jwt
+import orjson
+import pytest
+import uvicorn
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from api_gateway.config import Settings
+from api_gateway.main import Gateway, create_app
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    raw_path: bytes
+    query: bytes
+    headers: list[tuple[str, str]]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        values = [value for key, value in self.headers if key == name]
+        return values[0] if values else None
+
+
+@dataclass
+class FakeUpstream:
+    """Answers every request by echoing it; /ready and /auth/jwks.json as configured."""
+
+    jwks: dict[str, Any] = field(default_factory=lambda: {"keys": []})
+    ready_status: int = 200
+    requests: list[Recorded] = field(default_factory=list)
+    url: str = ""
+
+    def reset(self, *, jwks: dict[str, Any] | None = None) -> None:
+        self.jwks = jwks or {"keys": []}
+        self.ready_status = 200
+        self.requests = []
+
+    @property
+    def forwarded(self) -> list[Recorded]:
+        """Requests forwarded for a client (the gateway's own probes and key fetches are
+        the ones without X-Forwarded-For)."""
+        return [r for r in self.requests if r.header("x-forwarded-for") is not None]
+
+    @property
+    def jwks_fetches(self) -> int:
+        return sum(
+            r.path == "/auth/jwks.json" and r.header("x-forwarded-for") is None
+            for r in self.requests
+        )
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        chunks = []
+        while True:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        recorded = Recorded(
+            method=scope["method"],
+            path=scope["path"],
+            raw_path=scope["raw_path"],
+            query=scope["query_string"],
+            headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]],
+            body=b"".join(chunks),
+        )
+        self.requests.append(recorded)
+        query = {k: v[0] for k, v in parse_qs(scope["query_string"].decode()).items()}
+        if scope["path"] == "/ready":
+            await _json(send, self.ready_status, {"status": "ok"})
+            return
+        if scope["path"] == "/auth/jwks.json":
+            await _json(send, 200, self.jwks)
+            return
+        if "delay" in query:
+            await asyncio.sleep(float(query["delay"]))
+        status = int(query.get("status", 200))
+        if "size" in query:
+            await _stream(send, status, int(query["size"]), chunked="chunked" in query)
+            return
+        await _json(
+            send,
+            status,
+            {
+                "method": recorded.method,
+                "path": recorded.path,
+                "query": recorded.query.decode(),
+                "body_length": len(recorded.body),
+            },
+            extra=[(b"x-request-id", b"upstream-says-other"), (b"server", b"fake")],
+        )
+
+
+async def _json(
+    send: Any, status: int, body: Any, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    raw = orjson.dumps(body)
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(raw))]
+    await send(
+        {"type": "http.response.start", "status": status, "headers": headers + (extra or [])}
+    )
+    await send({"type": "http.response.body", "body": raw})
+
+
+async def _stream(send: Any, status: int, size: int, *, chunked: bool) -> None:
+    headers = [(b"content-type", b"application/octet-stream")]
+    if not chunked:
+        headers.append((b"content-length", b"%d" % size))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    piece = 64 * 1024
+    sent = 0
+    while sent < size:
+        part = min(piece, size - sent)
+        sent += part
+        await send({"type": "http.response.body", "body": b"x" * part, "more_body": sent < size})
+    if size == 0:
+        await send({"type": "http.response.body", "body": b""})
+
+
+def free_port() -> int:
+    """A port nothing listens on (bound, then released): connecting to it is refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextlib.asynccontextmanager
+async def serve(app: Any, *, lifespan: str = "off") -> AsyncIterator[str]:
+    """Run an ASGI app on uvicorn, on an ephemeral port of 127.0.0.1, in this event loop."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        app, lifespan=lifespan, log_level="warning", access_log=False, http="httptools", ws="none"
+    )
+    server = uvicorn.Server(config)
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.005)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+@dataclass
+class SigningKey:
+    kid: str
+    private_key: Ed25519PrivateKey
+
+    def jwk(self) -> dict[str, str]:
+        raw = self.private_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        x = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+        return {"kty": "OKP", "crv": "Ed25519", "x": x, "kid": self.kid, "alg": "EdDSA"}
+
+
+def new_signing_key() -> SigningKey:
+    return SigningKey(kid=f"k-{uuid.uuid4().hex[:8]}", private_key=Ed25519PrivateKey.generate())
+
+
+@dataclass
+class TokenFactory:
+    """Access tokens as auth-service signs them, with any claim or header overridden."""
+
+    key: SigningKey
+
+    def claims(self, **overrides: Any) -> dict[str, Any]:
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "sub": str(uuid.uuid4()),
+            "role": "USER",
+            "sid": str(uuid.uuid4()),
+            "iss": "shop-auth",
+            "aud": "shop-api",
+            "iat": now,
+            "exp": now + 900,
+            "jti": str(uuid.uuid4()),
+        }
+        claims.update(overrides)
+        return {k: v for k, v in claims.items() if v is not None}
+
+    def token(self, *, key: SigningKey | None = None, **overrides: Any) -> str:
+        key = key or self.key
+        return jwt.encode(
+            self.claims(**overrides), key.private_key, algorithm="EdDSA", headers={"kid": key.kid}
+        )
+
+    def bearer(self, **overrides: Any) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(**overrides)}"}
+
+
+@pytest.fixture
+def signing_key() -> SigningKey:
+    return new_signing_key()
+
+
+@pytest.fixture
+def tokens(signing_key: SigningKey) -> TokenFactory:
+    return TokenFactory(signing_key)
+
+
+@pytest.fixture(scope="session")
+async def auth_server() -> AsyncIterator[FakeUpstream]:
+    # One server per session (starting and stopping uvicorn takes a few tenths of a
+    # second); each test gets it back in its initial state.
+    upstream = FakeUpstream()
+    async with serve(upstream) as url:
+        upstream.url = url
+        yield upstream
+
+
+@pytest.fixture(scope="session")
+async def product_server() -> AsyncIterator[FakeUpstream]:
+    upstream = FakeUpstream()
+    async with serve(upstream) as url:
+        upstream.url = url
+        yield upstream
+
+
+@pytest.fixture
+def auth_upstream(auth_server: FakeUpstream, signing_key: SigningKey) -> FakeUpstream:
+    auth_server.reset(jwks={"keys": [signing_key.jwk()]})
+    return auth_server
+
+
+@pytest.fixture
+def product_upstream(product_server: FakeUpstream) -> FakeUpstream:
+    product_server.reset()
+    return product_server
+
+
+SettingsFactory = Callable[..., Settings]
+
+
+@pytest.fixture
+def make_settings(
+    tmp_path: Path, auth_upstream: FakeUpstream, product_upstream: FakeUpstream
+) -> SettingsFactory:
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "data_dir": tmp_path,
+            "auth_service_url": auth_upstream.url,
+            "product_service_url": product_upstream.url,
+            "upstream_timeout": 2.0,
+            "ready_cache_seconds": 0,
+        }
+        values.update(overrides)
+        return Settings(**values)
+
+    return make
+
+
+@pytest.fixture
+async def gateway(make_settings: SettingsFactory) -> AsyncIterator[Gateway]:
+    async with create_app(make_settings()).running() as app:
+        yield app
+
+
+@pytest.fixture
+async def client(gateway: Gateway) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=gateway, client=("203.0.113.7", 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as c:
+        yield c
+
+
+@pytest.fixture
+def serve_app() -> Callable[..., contextlib.AbstractAsyncContextManager[str]]:
+    """`async with serve_app(asgi_app) as url:` a real server on an ephemeral port."""
+    return serve
+
+
+@pytest.fixture
+def refused_url() -> str:
+    """An http URL where nothing listens."""
+    return f"http://127.0.0.1:{free_port()}"
+
+
+@pytest.fixture
+def new_key() -> Callable[[], SigningKey]:
+    return new_signing_key
