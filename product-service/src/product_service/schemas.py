@@ -10,6 +10,7 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     BeforeValidator,
+    ConfigDict,
     Field,
     PlainSerializer,
     StrictInt,
@@ -81,6 +82,17 @@ Timestamp = Annotated[
 JsonPrice = Annotated[int | float, WithJsonSchema({"type": "number", "examples": [19.99]})]
 
 
+def _no_null_defaults(schema: dict[str, Any]) -> None:
+    """OpenAPI for PATCH: fields are optional but not nullable, except sku."""
+    for name, field in schema.get("properties", {}).items():
+        if name == "sku":
+            continue
+        field.pop("default", None)
+        variants = [v for v in field.pop("anyOf", []) if v.get("type") != "null"]
+        if len(variants) == 1:
+            field.update(variants[0])
+
+
 class ProductCreate(StrictModel):
     """A whole product: POST creates one, PUT replaces every writable field."""
 
@@ -95,6 +107,9 @@ class ProductCreate(StrictModel):
 class ProductUpdate(StrictModel):
     """Any non-empty subset of the writable fields; only `sku` may be null (to clear it)."""
 
+    model_config = ConfigDict(json_schema_extra=_no_null_defaults)
+
+    # None stands for "not given"; an explicit null is refused below (except for sku).
     name: Name | None = None
     description: Description | None = None
     price_cents: PriceCents | None = Field(default=None, alias="price")

@@ -173,5 +173,9 @@ async def test_the_openapi_document_describes_the_problem_statuses(shop: Shop) -
     assert {"200", "400", "401", "403", "404", "409", "412", "415", "422"} <= set(
         patch["responses"]
     )
-    price = document["components"]["schemas"]["ProductCreate"]["properties"]["price"]
-    assert price["type"] == "number"
+    schemas = document["components"]["schemas"]
+    assert schemas["ProductCreate"]["properties"]["price"]["type"] == "number"
+    assert schemas["ProductPublic"]["properties"]["price"]["type"] == "number"
+    update = schemas["ProductUpdate"]["properties"]
+    assert update["name"]["type"] == "string" and "anyOf" not in update["name"]
+    assert {"type": "null"} in update["sku"]["anyOf"]
