@@ -27,6 +27,7 @@ from product_service.prices import (
 )
 from product_service.service import Actor, ListRequest
 from shop_common.credential import Caller
+from shop_common.models import ALLOWED_IN_LONG_TEXT, has_control_character
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -113,6 +114,9 @@ def list_request(
     sort: Annotated[Sort, Query(description="Sort order; ties broken by id.")] = DEFAULT_SORT,
 ) -> ListRequest:
     errors: list[dict[str, str]] = []
+    if q is not None and has_control_character(q, ALLOWED_IN_LONG_TEXT):
+        # No name or description holds one (and PostgreSQL text cannot hold NUL).
+        errors.append({"field": "query.q", "message": "must not contain control characters"})
     bounds = {}
     for name, text in (("min_price", min_price), ("max_price", max_price)):
         if text is not None:

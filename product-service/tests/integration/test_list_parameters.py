@@ -23,6 +23,8 @@ pytestmark = pytest.mark.anyio
         pytest.param({"sort": ""}, "query.sort", id="empty-sort"),
         pytest.param({"sort": "Price"}, "query.sort", id="sort-case"),
         pytest.param({"q": "x" * 201}, "query.q", id="q-too-long"),
+        pytest.param({"q": "a\x00b"}, "query.q", id="q-nul"),
+        pytest.param({"q": "a\x85b"}, "query.q", id="q-c1-control"),
         pytest.param({"min_price": "-1"}, "query.min_price", id="negative-min"),
         pytest.param({"max_price": "-0.01"}, "query.max_price", id="negative-max"),
         pytest.param({"min_price": "NaN"}, "query.min_price", id="nan"),
@@ -56,6 +58,8 @@ async def test_a_bad_parameter_gets_422_naming_it(
         pytest.param({"limit": "100"}, id="limit-hundred"),
         pytest.param({"q": "x" * 200}, id="q-200"),
         pytest.param({"q": ""}, id="q-empty"),
+        pytest.param({"q": "tab\there"}, id="q-tab-as-in-descriptions"),
+        pytest.param({"q": "\U0001f4a1 💡"}, id="q-astral"),
         pytest.param({"min_price": "0", "max_price": "1000000000"}, id="whole-range"),
         pytest.param({"min_price": "1.23456789"}, id="many-places"),
         pytest.param({"min_price": "4.5", "max_price": "4.5"}, id="min-equals-max"),
@@ -133,3 +137,18 @@ async def test_a_tampered_cursor_gets_422(shop: Shop) -> None:
         )
         assert response.status_code == 422
         assert response.json()["errors"][0]["field"] == "query.cursor"
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        pytest.param("q=%ff", id="invalid-utf8"),
+        pytest.param("q=%ed%a0%80", id="encoded-surrogate"),
+        pytest.param("owner_id=%00", id="nul-owner"),
+        pytest.param("cursor=%ff%00", id="binary-cursor"),
+        pytest.param("sort=%00", id="nul-sort"),
+    ],
+)
+async def test_raw_query_bytes_never_cause_a_500(shop: Shop, query: str) -> None:
+    response = await shop.client.get("/products?" + query, headers=shop.anonymous())
+    assert response.status_code in (200, 422)

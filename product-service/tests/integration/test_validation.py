@@ -174,3 +174,16 @@ async def test_a_sku_is_trimmed_and_may_be_64_characters(shop: Shop) -> None:
         )
         assert response.status_code == 201, response.text
         assert response.json()["sku"] == (stored or given.strip())
+
+
+@pytest.mark.parametrize("field", ["name", "description", "sku", "currency"])
+async def test_a_lone_surrogate_in_a_string_is_refused_not_a_500(shop: Shop, field: str) -> None:
+    body = b'{"name": "x", "price": 1, "%s": "a\\ud800b"}' % field.encode()
+    response = await post_raw(shop, body)
+    assert response.status_code == 400
+
+
+async def test_a_surrogate_pair_is_one_character(shop: Shop) -> None:
+    response = await post_raw(shop, b'{"name": "lamp \\ud83d\\udca1", "price": 1}')
+    assert response.status_code == 201
+    assert response.json()["name"] == "lamp \U0001f4a1"
