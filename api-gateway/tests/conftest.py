@@ -16,7 +16,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qs
 
 import httpx
@@ -156,16 +156,18 @@ def free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def serve(app: Any, *, lifespan: str = "off") -> AsyncIterator[str]:
+async def serve(app: Any, *, lifespan: Literal["on", "off"] = "off") -> AsyncIterator[str]:
     """Run an ASGI app on uvicorn, on an ephemeral port of 127.0.0.1, in this event loop."""
-    sock = socket.socket()
+    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets that say so, and
+    # without it Nagle's algorithm meets delayed ACKs (40 ms per keep-alive request).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     config = uvicorn.Config(
         app, lifespan=lifespan, log_level="warning", access_log=False, http="httptools", ws="none"
     )
     server = uvicorn.Server(config)
-    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         while not server.started:
@@ -266,6 +268,7 @@ def product_upstream(product_server: FakeUpstream) -> FakeUpstream:
 
 
 SettingsFactory = Callable[..., Settings]
+OpenClient = contextlib.AbstractAsyncContextManager[httpx.AsyncClient]
 
 
 @pytest.fixture
@@ -314,3 +317,19 @@ def refused_url() -> str:
 @pytest.fixture
 def new_key() -> Callable[[], SigningKey]:
     return new_signing_key
+
+
+@contextlib.asynccontextmanager
+async def gateway_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    async with create_app(settings).running() as app:
+        transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as c:
+            yield c
+
+
+@pytest.fixture
+def open_gateway() -> Callable[
+    [Settings], contextlib.AbstractAsyncContextManager[httpx.AsyncClient]
+]:
+    """`async with open_gateway(settings) as client:` a gateway built from those settings."""
+    return gateway_client

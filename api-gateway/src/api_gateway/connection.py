@@ -148,6 +148,7 @@ class Connection(asyncio.Protocol):
 
     def close(self) -> None:
         self.reusable = False
+        self.active = False  # whoever closes has its answer: connection_lost reports nothing
         if self.head.done() and not self.head.cancelled():
             self.head.exception()  # retrieved, so asyncio does not report it as lost
         if self.transport is not None:

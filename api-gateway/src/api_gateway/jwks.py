@@ -13,9 +13,10 @@ import asyncio
 import base64
 import binascii
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from time import monotonic
+from time import time as wall_time
 from typing import Any, Literal
 
 import jwt
@@ -91,7 +92,7 @@ class JwksCache:
 
     async def key(self, kid: str) -> Ed25519PublicKey:
         """The key for kid; InvalidToken when unknown, KeysUnavailable when never fetched."""
-        now = time.monotonic()
+        now = monotonic()
         key = self._keys.get(kid)
         if key is not None:
             if self._fetched_at is not None and now - self._fetched_at > self._max_age:
@@ -124,7 +125,7 @@ class JwksCache:
         return self._inflight
 
     async def _refresh(self) -> None:
-        self._attempted_at = time.monotonic()
+        self._attempted_at = monotonic()
         self.fetches += 1
         try:
             keys = parse_jwks(await self._fetch())
@@ -132,7 +133,7 @@ class JwksCache:
             logger.warning("fetching the JWKS failed", extra={"error": repr(exc)})
         else:
             self._keys = keys
-            self._fetched_at = time.monotonic()
+            self._fetched_at = monotonic()
             logger.info("JWKS loaded", extra={"kids": sorted(keys)})
         finally:
             self._inflight = None
@@ -158,7 +159,7 @@ class TokenVerifier:
         """The token's identity, or InvalidToken (401) / KeysUnavailable (503)."""
         identity = self._verified.get(token)
         if identity is not None:
-            if identity.expires_at > time.time():
+            if identity.expires_at > wall_time():
                 token_checked("cached")
                 return identity
             del self._verified[token]
@@ -203,7 +204,7 @@ class TokenVerifier:
         if self._cache_size <= 0:
             return
         if len(self._verified) >= self._cache_size:
-            now = time.time()
+            now = wall_time()
             expired = [t for t, i in self._verified.items() if i.expires_at <= now]
             for stale in expired or list(self._verified)[: max(1, self._cache_size // 10)]:
                 del self._verified[stale]  # expired first, else the oldest tenth
@@ -220,7 +221,7 @@ def _identity(claims: dict[str, Any]) -> Identity:
     if role not in ROLES:
         raise InvalidToken(f"unknown role {role!r}")
     iat = claims["iat"]
-    if not isinstance(iat, int | float) or iat > time.time() + CLOCK_SKEW_SECONDS:
+    if not isinstance(iat, int | float) or iat > wall_time() + CLOCK_SKEW_SECONDS:
         raise InvalidToken("iat is not a time in the past")
     return Identity(
         user_id=sub, role=role, session_id=sid, token_id=jti, expires_at=float(claims["exp"])
