@@ -74,6 +74,10 @@ async def test_replicas_starting_together_create_one_admin(start_api):
         pytest.param({"admin_password": "short"}, "ADMIN_PASSWORD", id="password too short"),
         pytest.param({"admin_password": "p" * 129}, "ADMIN_PASSWORD", id="password too long"),
         pytest.param({"admin_email": "not-an-email"}, "ADMIN_EMAIL", id="invalid email"),
+        # An environment value with bytes that are not UTF-8 arrives as lone surrogates.
+        pytest.param(
+            {"admin_password": "pass\udcffword"}, "ADMIN_PASSWORD", id="password not UTF-8"
+        ),
         pytest.param({"admin_password": None}, "set together", id="email without password"),
         pytest.param({"admin_email": None}, "set together", id="password without email"),
     ],
