@@ -43,6 +43,14 @@ def _length(low: int, high: int, unit: str = "characters") -> AfterValidator:
     return AfterValidator(check)
 
 
+def _valid_unicode(value: str) -> str:
+    # Lone surrogates survive JSON decoding (from \ud800 escapes) but are not text: no
+    # database takes them, so they are a validation error here rather than a 500 later.
+    if any("\ud800" <= ch <= "\udfff" for ch in value):
+        raise ValueError("must be valid Unicode text")
+    return value
+
+
 def _currency(value: str) -> str:
     if value not in ISO_4217_CODES:
         raise ValueError("must be an ISO 4217 currency code in capitals, such as USD")
@@ -55,11 +63,15 @@ def _rfc3339(moment: datetime) -> str:
 
 Name = Annotated[
     TrimmedText,
+    AfterValidator(_valid_unicode),
     _length(1, 200, "characters after trimming"),
     WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 200}),
 ]
 Description = Annotated[
-    LongText, _length(0, 5000), WithJsonSchema({"type": "string", "maxLength": 5000})
+    LongText,
+    AfterValidator(_valid_unicode),
+    _length(0, 5000),
+    WithJsonSchema({"type": "string", "maxLength": 5000}),
 ]
 # The cents of the price; clients send and read `price`, a JSON number.
 PriceCents = Annotated[int, BeforeValidator(price_cents), WithJsonSchema(PRICE_SCHEMA)]
@@ -71,6 +83,7 @@ Currency = Annotated[
 Stock = Annotated[StrictInt, Field(ge=0, le=MAX_STOCK)]
 Sku = Annotated[
     TrimmedText,
+    AfterValidator(_valid_unicode),
     _length(1, 64, "characters after trimming"),
     WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 64}),
 ]

@@ -180,7 +180,8 @@ async def test_a_sku_is_trimmed_and_may_be_64_characters(shop: Shop) -> None:
 async def test_a_lone_surrogate_in_a_string_is_refused_not_a_500(shop: Shop, field: str) -> None:
     body = b'{"name": "x", "price": 1, "%s": "a\\ud800b"}' % field.encode()
     response = await post_raw(shop, body)
-    assert response.status_code == 400
+    assert response.status_code == 422
+    assert [error["field"] for error in response.json()["errors"]] == [field]
 
 
 async def test_a_surrogate_pair_is_one_character(shop: Shop) -> None:
