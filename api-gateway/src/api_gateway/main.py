@@ -75,10 +75,9 @@ class Gateway:
     def start(self) -> None:
         """Load (or, in development, create) the credential key and wire the router."""
         settings = self.settings
-        private_path = settings.gateway_private_key_path
-        if not private_path.exists():
-            ensure_ed25519_keypair(private_path, settings.gateway_public_key_path)
-        self._signer = CredentialSigner(load_private_key(private_path))
+        # make run creates the pair first; this is the convenience for a bare `serve`.
+        ensure_ed25519_keypair(settings.gateway_private_key_path, settings.gateway_public_key_path)
+        self._signer = CredentialSigner(load_private_key(settings.gateway_private_key_path))
         proxy = Proxy(
             self.upstreams,
             self._signer,
