@@ -28,9 +28,18 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def _exact_decimal(text: str) -> Decimal:
+    try:
+        return Decimal(text)
+    except ArithmeticError:
+        # Valid JSON whose exponent is beyond any Decimal (1e99999999999999999999):
+        # NaN, which every field refuses, so validation answers 422, never 500.
+        return Decimal("NaN")
+
+
 def loads_exact(raw: bytes) -> Any:
     """json.loads with Decimal for fractions and no NaN/Infinity."""
-    return json.loads(raw, parse_float=Decimal, parse_constant=_reject_constant)
+    return json.loads(raw, parse_float=_exact_decimal, parse_constant=_reject_constant)
 
 
 def is_json_content_type(value: bytes | None) -> bool:
