@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from api_gateway import __main__ as cli
+
+
+@pytest.fixture
+def uvicorn_calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(cli.uvicorn, "run", lambda app, **kw: calls.append({"app": app, **kw}))
+    monkeypatch.setattr(cli, "configure_logging", lambda *_args: None)
+    return calls
+
+
+@pytest.mark.parametrize(
+    "argv", [pytest.param([], id="default"), pytest.param(["serve"], id="serve")]
+)
+def test_serve_runs_the_app_factory_on_uvloop_and_httptools(
+    uvicorn_calls: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch, argv: list[str]
+) -> None:
+    monkeypatch.setenv("GATEWAY_PORT", "15999")
+    monkeypatch.setenv("GATEWAY_HOST", "127.0.0.1")
+    cli.main(argv)
+    (call,) = uvicorn_calls
+    assert call["app"] == "api_gateway.main:create_app"
+    assert call["factory"] is True
+    assert (call["host"], call["port"]) == ("127.0.0.1", 15999)
+    assert (call["loop"], call["http"]) == ("uvloop", "httptools")
+    assert call["access_log"] is False
+    assert call["proxy_headers"] is False
+
+
+def test_an_unknown_command_is_refused(uvicorn_calls: list[dict[str, Any]]) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["migrate"])
+    assert uvicorn_calls == []
