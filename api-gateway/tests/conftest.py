@@ -56,12 +56,14 @@ class FakeUpstream:
 
     jwks: dict[str, Any] = field(default_factory=lambda: {"keys": []})
     ready_status: int = 200
+    jwks_status: int = 200
     requests: list[Recorded] = field(default_factory=list)
     url: str = ""
 
     def reset(self, *, jwks: dict[str, Any] | None = None) -> None:
         self.jwks = jwks or {"keys": []}
         self.ready_status = 200
+        self.jwks_status = 200
         self.requests = []
 
     @property
@@ -100,7 +102,7 @@ class FakeUpstream:
             await _json(send, self.ready_status, {"status": "ok"})
             return
         if scope["path"] == "/auth/jwks.json":
-            await _json(send, 200, self.jwks)
+            await _json(send, self.jwks_status, self.jwks)
             return
         if "delay" in query:
             await asyncio.sleep(float(query["delay"]))

@@ -132,3 +132,10 @@ async def test_unreachable_keys_give_503_rather_than_a_wrong_401(
         response = await client.get("/products", headers=tokens.bearer())
     assert response.status_code == 503
     assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_a_failing_jwks_endpoint_gives_503(client, tokens, auth_upstream) -> None:
+    auth_upstream.jwks_status = 500
+    response = await client.get(ME, headers=tokens.bearer())
+    assert response.status_code == 503
+    assert auth_upstream.jwks_fetches == 1
