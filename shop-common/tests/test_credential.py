@@ -83,3 +83,11 @@ def test_an_hmac_credential_using_the_public_key_is_refused() -> None:
     token = jwt.encode({"iss": "api-gateway", "aud": "auth-service"}, "s" * 32, algorithm="HS256")
     with pytest.raises(InvalidCredential):
         CredentialVerifier(KEY.public_key(), "auth-service").verify(token)
+
+
+def test_an_exhausted_email_limit_travels_in_the_credential() -> None:
+    limited = Caller(user_id=None, role=None, request_id="r-3", email_retry_after=42)
+    token = CredentialSigner(KEY).mint(audience="auth-service", caller=limited)
+    assert (
+        CredentialVerifier(KEY.public_key(), "auth-service").verify(token).email_retry_after == 42
+    )

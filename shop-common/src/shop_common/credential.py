@@ -31,6 +31,10 @@ class Caller:
     role: Role | None
     request_id: str | None
     session_id: str | None = None
+    # Set by the gateway when a per-email limit (login, register) is exhausted: the
+    # service validates the body first (422 wins over this 429, as the contract orders)
+    # and then answers 429 with this Retry-After instead of doing the work.
+    email_retry_after: int | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -64,6 +68,8 @@ class CredentialSigner:
             claims["role"] = caller.role
         if caller.session_id is not None:
             claims["sid"] = caller.session_id
+        if caller.email_retry_after is not None:
+            claims["era"] = caller.email_retry_after
         return jwt.encode(claims, self._key, algorithm=ALGORITHM)
 
 
@@ -96,4 +102,13 @@ class CredentialVerifier:
             role=role if user_id is not None else None,
             request_id=claims.get("rid"),
             session_id=claims.get("sid"),
+            email_retry_after=_optional_int(claims.get("era")),
         )
+
+
+def _optional_int(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidCredential("credential has a malformed era claim")
+    return value
