@@ -10,7 +10,7 @@ BIN := .venv/bin
 SERVICES := shop-common auth-service product-service api-gateway
 PYTEST := $(BIN)/pytest
 
-.PHONY: run test install lint fmt typecheck test-unit test-integration test-e2e bench clean
+.PHONY: run test install lint fmt typecheck test-unit test-integration test-e2e bench clean rotate-keys
 
 run: install
 	$(BIN)/python scripts/run.py
@@ -52,6 +52,11 @@ test-integration: install
 
 test-e2e: install
 	$(PYTEST) -q tests/e2e
+
+# A new auth signing key; every auth-service replica signs with it within 60 s, and the
+# JWKS keeps the older keys while their tokens may still be live.
+rotate-keys: install
+	$(BIN)/python -m auth_service keys rotate
 
 clean:
 	rm -rf .venv .tools
