@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from pydantic import ValidationError
 
+from auth_service.audit import security_event
 from auth_service.bootstrap import StartupError
 from auth_service.config import Settings
 from auth_service.signing_keys import ensure_key, key_ids, rotate_keys
@@ -79,6 +80,8 @@ def _keys(settings: Settings, command: str) -> int:
     try:
         if command == "init":
             created = ensure_key(directory)
+            if created is not None:
+                security_event("signing_key_created", kid=created)
             kid = created or key_ids(directory)[-1]
             state = "created" if created else "already present"
             print(f"auth-service: signing key {kid} {state} in {directory}")  # noqa: T201
@@ -93,6 +96,7 @@ def _keys(settings: Settings, command: str) -> int:
         kid, pruned = rotate_keys(directory, retain=retain)
     except OSError as exc:
         return _fail(f"cannot use the signing key directory {directory}: {exc}")
+    security_event("signing_key_rotated", kid=kid, pruned=pruned)
     print(f"auth-service: new signing key {kid}; pruned {', '.join(pruned) or 'none'}")  # noqa: T201
     return 0
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 from pydantic import TypeAdapter, ValidationError
@@ -10,12 +9,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from auth_service import repository
+from auth_service.audit import security_event
 from auth_service.config import Settings
 from auth_service.db import utc_now
 from auth_service.passwords import PasswordHasher
 from auth_service.schemas import NewEmail, NewPassword
 
-logger = logging.getLogger(__name__)
 ADMIN_NAME = "Administrator"
 _EMAIL: TypeAdapter[str] = TypeAdapter(NewEmail)
 _PASSWORD: TypeAdapter[str] = TypeAdapter(NewPassword)
@@ -73,7 +72,7 @@ async def bootstrap_admin(
         if existing is None:
             password_hash = await hasher.hash(credentials.password)
             try:
-                await repository.add_account(
+                admin = await repository.add_account(
                     session,
                     name=ADMIN_NAME,
                     email=credentials.email,
@@ -85,11 +84,13 @@ async def bootstrap_admin(
             except IntegrityError:
                 await session.rollback()
             else:
-                logger.info("created the ADMIN account from ADMIN_EMAIL")
+                security_event("admin_created", account_id=str(admin.id), source="ADMIN_EMAIL")
                 return
             existing = await repository.get_account_by_email(session, credentials.email)
         if existing is not None and existing.role != "ADMIN":
-            logger.warning(
-                "ADMIN_EMAIL belongs to an existing account that is not an ADMIN; left unchanged",
-                extra={"account_id": str(existing.id)},
+            security_event(
+                "admin_bootstrap_skipped",
+                account_id=str(existing.id),
+                reason="ADMIN_EMAIL belongs to an existing account that is not an ADMIN; "
+                "left unchanged",
             )

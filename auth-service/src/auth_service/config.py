@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
+from redis.asyncio.connection import parse_url
 
 from shop_common.settings import ServiceSettings
 
 PRODUCTION_MIN_BCRYPT_ROUNDS = 12
 MAX_ACCESS_TOKEN_TTL_SECONDS = 900
 DAY = 24 * 3600
+# Revoked sids are kept this long past an access token's lifetime: room for clock skew
+# between hosts and for the verifiers' leeway on `exp`.
+REVOCATION_MARGIN_SECONDS = 120
 
 
 class Settings(ServiceSettings):
@@ -39,6 +43,27 @@ class Settings(ServiceSettings):
     refresh_idle_seconds: int = Field(default=14 * DAY, ge=60)
     refresh_absolute_seconds: int = Field(default=30 * DAY, ge=60)
 
+    # With Redis, a background task copies revoked sessions into a sorted set that the
+    # gateways poll (docs/decisions/auth-revocation.md); without it they poll us.
+    # Secret: the URL may carry the Redis password.
+    redis_url: SecretStr | None = None
+    revocation_redis_key: str = Field(default="shop:revoked-sessions", min_length=1, max_length=200)
+    revocation_publish_seconds: float = Field(default=1.0, gt=0, le=2)
+
+    @field_validator("redis_url", mode="before")
+    @classmethod
+    def _redis_url(cls, value: object) -> object:
+        # Empty counts as unset: compose files pass `REDIS_URL: ${REDIS_URL:-}` through.
+        if value == "":
+            return None
+        if isinstance(value, str):
+            try:
+                parse_url(value)  # refuses the schemes and ports redis-py cannot use
+            except ValueError:
+                # Not the parser's message: it could repeat a password from the URL.
+                raise ValueError("must be a valid redis://, rediss:// or unix:// URL") from None
+        return value
+
     @model_validator(mode="after")
     def _refuse_insecure(self) -> Settings:
         if self.bcrypt_rounds < PRODUCTION_MIN_BCRYPT_ROUNDS and not self.shop_testing:
@@ -53,6 +78,11 @@ class Settings(ServiceSettings):
     @property
     def database_url(self) -> str:
         return self.auth_database_url or f"sqlite+aiosqlite:///{self.data_dir / 'auth.db'}"
+
+    @property
+    def revocation_retention_seconds(self) -> int:
+        """How far back revocations matter: no access token outlives this."""
+        return self.access_token_ttl_seconds + REVOCATION_MARGIN_SECONDS
 
     @property
     def keys_dir(self) -> Path:

@@ -7,15 +7,19 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 import anyio.to_thread
 from fastapi import FastAPI
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from auth_service.audit import security_event
 from auth_service.bootstrap import StartupError, admin_credentials, bootstrap_admin
 from auth_service.config import Settings
 from auth_service.db import MIGRATIONS_DIR, VERSION_TABLE, create_sessionmaker
 from auth_service.passwords import PasswordHasher
+from auth_service.revocation_publisher import RedisRevocationSink, RevocationPublisher
 from auth_service.router import internal_router, router
 from auth_service.service import AuthService
 from auth_service.signing_keys import KeyRing, ensure_key
@@ -50,7 +54,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     async def check_ready() -> dict[str, str]:
         database = await schema_state(app.state.engine, MIGRATIONS_DIR, VERSION_TABLE)
-        return {"database": database, "signing_keys": "ok" if keyring.keys else "unavailable"}
+        checks = {"database": database, "signing_keys": "ok" if keyring.keys else "unavailable"}
+        publisher: RevocationPublisher | None = app.state.revocation_publisher
+        if publisher is not None:
+            # Never a failure: without Redis the gateways poll /internal/revocations.
+            checks["redis"] = publisher.state
+        return checks
 
     app.include_router(health_router(check_ready))
     return app
@@ -74,7 +83,7 @@ def _load_keyring(settings: Settings) -> KeyRing:
     if not keyring.keys:
         raise StartupError(f"no usable signing key in {settings.keys_dir}")
     if created is not None:
-        logger.info("created the first signing key", extra={"kid": created})
+        security_event("signing_key_created", kid=created)
     return keyring
 
 
@@ -94,8 +103,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.engine = engine
     app.state.sessions = sessions
     app.state.auth_service = AuthService(settings=settings, hasher=hasher, issuer=issuer)
+    publisher = _revocation_publisher(settings, sessions)
+    app.state.revocation_publisher = publisher
     tasks: list[asyncio.Task[None]] = []
     try:
+        if publisher is not None:
+            tasks.append(asyncio.create_task(publisher.run()))
         await hasher.prepare()
         if not await _try_bootstrap_admin(app, hasher):
             tasks.append(asyncio.create_task(_retry_bootstrap_admin(app, hasher)))
@@ -108,13 +121,31 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if publisher is not None:
+            await publisher.sink.aclose()
         await engine.dispose()
+
+
+def _revocation_publisher(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession]
+) -> RevocationPublisher | None:
+    if settings.redis_url is None:
+        return None
+    sink = RedisRevocationSink.from_url(
+        settings.redis_url.get_secret_value(), settings.revocation_redis_key
+    )
+    return RevocationPublisher(
+        sessions,
+        sink,
+        retention=timedelta(seconds=settings.revocation_retention_seconds),
+        interval=settings.revocation_publish_seconds,
+    )
 
 
 async def _try_bootstrap_admin(app: FastAPI, hasher: PasswordHasher) -> bool:
     try:
         await bootstrap_admin(app.state.sessions, app.state.settings, hasher)
-    except SQLAlchemyError as exc:
+    except (SQLAlchemyError, OSError) as exc:  # asyncpg's refused connect is an OSError
         # The service still starts (and /ready says why it is not ready); the ADMIN is
         # created as soon as the database is migrated.
         logger.error(

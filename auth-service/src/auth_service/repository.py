@@ -70,6 +70,18 @@ async def lock_admins(session: AsyncSession) -> list[uuid.UUID]:
     return list(result.scalars())
 
 
+async def get_role_for_share(session: AsyncSession, account_id: uuid.UUID) -> str | None:
+    """The account's role, read under a share lock held until commit.
+
+    A role change (an UPDATE of that row) waits for the lock, so it cannot slip in
+    between this read and the commit of the caller's new login session.
+    """
+    result = await session.execute(
+        select(Account.role).where(Account.id == account_id).with_for_update(read=True)
+    )
+    return result.scalar_one_or_none()
+
+
 async def set_role(session: AsyncSession, account_id: uuid.UUID, role: str) -> None:
     await session.execute(
         update(Account)
@@ -149,15 +161,18 @@ async def find_session_by_token(session: AsyncSession, token_hash: str) -> uuid.
     return result.scalar_one_or_none()
 
 
-async def revoke_session(session: AsyncSession, session_id: uuid.UUID, *, now: datetime) -> bool:
+async def revoke_session(
+    session: AsyncSession, session_id: uuid.UUID, *, now: datetime
+) -> uuid.UUID | None:
+    """Stamp `revoked_at` on a live session; its account id, or None if already revoked."""
     result = await session.execute(
         update(LoginSession)
         .where(LoginSession.id == session_id, LoginSession.revoked_at.is_(None))
         .values(revoked_at=now)
-        .returning(LoginSession.id)
+        .returning(LoginSession.account_id)
         .execution_options(synchronize_session=False)
     )
-    return result.one_or_none() is not None
+    return result.scalar_one_or_none()
 
 
 async def revoke_account_sessions(

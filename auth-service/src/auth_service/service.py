@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -11,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_service import repository
+from auth_service.audit import email_hash, security_event
 from auth_service.config import Settings
 from auth_service.cursors import MalformedCursor, UserCursor, decode_cursor, encode_cursor
 from auth_service.db import utc_now
@@ -41,9 +41,6 @@ from auth_service.tokens import (
     new_refresh_token,
 )
 from shop_common.credential import Caller
-from shop_common.logging import log_security_event
-
-logger = logging.getLogger(__name__)
 
 
 def parse_uuid(value: str | None) -> uuid.UUID | None:
@@ -69,6 +66,7 @@ class AuthService:
         self.clock = clock
         self.refresh_idle = timedelta(seconds=settings.refresh_idle_seconds)
         self.refresh_absolute = timedelta(seconds=settings.refresh_absolute_seconds)
+        self.revocation_retention = timedelta(seconds=settings.revocation_retention_seconds)
 
     async def register(self, session: AsyncSession, data: UserRegister) -> Account:
         # Checked first so a duplicate costs no bcrypt; the unique constraint decides races.
@@ -97,16 +95,16 @@ class AuthService:
             data.password, account.password_hash if account is not None else None
         )
         if account is None or not valid:
-            log_security_event(
+            security_event(
                 "login_failed",
                 reason="unknown_email" if account is None else "wrong_password",
                 account_id=str(account.id) if account is not None else None,
+                email_hash=email_hash(data.email),
             )
             raise InvalidCredentials()
         now = self.clock()
         session_id = uuid.uuid4()
         refresh_token = new_refresh_token()
-        tokens = self._token_pair(account, session_id, refresh_token, now)
         await repository.add_login_session(
             session,
             session_id=session_id,
@@ -115,6 +113,12 @@ class AuthService:
             now=now,
             expires_at=now + self.refresh_absolute,
         )
+        # Read the role again now that the session row exists: a role change that
+        # committed meanwhile is seen here, and one that comes later waits for this
+        # commit and then revokes this session with the others.
+        role = await repository.get_role_for_share(session, account.id)
+        assert role is not None  # the session row references the account
+        tokens = self._token_pair(account.id, role, session_id, refresh_token, now)
         await session.commit()
         return tokens
 
@@ -135,7 +139,7 @@ class AuthService:
         session_id, account_id = rotated
         account = await repository.get_account(session, account_id)
         assert account is not None  # the session row references it
-        tokens = self._token_pair(account, session_id, new_token, now)
+        tokens = self._token_pair(account.id, account.role, session_id, new_token, now)
         await session.commit()
         return tokens
 
@@ -147,10 +151,13 @@ class AuthService:
             return
         # The token was already exchanged: whoever holds it (thief or client) is not the
         # only holder, so every token descended from that login dies.
-        revoked = await repository.revoke_session(session, session_id, now=now)
+        account_id = await repository.revoke_session(session, session_id, now=now)
         await session.commit()
-        log_security_event(
-            "refresh_token_reuse", session_id=str(session_id), session_revoked=revoked
+        security_event(
+            "refresh_token_reuse",
+            session_id=str(session_id),
+            account_id=str(account_id) if account_id is not None else None,
+            session_revoked=account_id is not None,
         )
 
     async def logout(self, session: AsyncSession, refresh_token: str) -> None:
@@ -160,9 +167,15 @@ class AuthService:
             session_id = await repository.find_session_of_used_token(session, token_hash)
         if session_id is None:
             return
-        if await repository.revoke_session(session, session_id, now=self.clock()):
+        account_id = await repository.revoke_session(session, session_id, now=self.clock())
+        if account_id is not None:
             await session.commit()
-            logger.info("session ended", extra={"session_id": str(session_id)})
+            security_event(
+                "session_revoked",
+                reason="logout",
+                session_id=str(session_id),
+                account_id=str(account_id),
+            )
 
     async def authenticated_account(self, session: AsyncSession, caller: Caller) -> Account:
         """The caller's account; 401 for anonymous callers and for ended sessions."""
@@ -225,7 +238,7 @@ class AuthService:
         target.role = role
         revoked = await repository.revoke_account_sessions(session, target.id, now=self.clock())
         await session.commit()
-        log_security_event(
+        security_event(
             "role_changed",
             account_id=str(target.id),
             old_role=old_role,
@@ -238,17 +251,22 @@ class AuthService:
     async def revoked_sessions(
         self, session: AsyncSession, *, since: datetime | None
     ) -> tuple[list[tuple[uuid.UUID, datetime]], datetime]:
-        """Sessions revoked after `since` (at most one access-token lifetime back)."""
+        """Sessions revoked after `since` (at most the revocation retention back)."""
         now = self.clock()
-        horizon = now - timedelta(seconds=self.issuer.ttl_seconds + 60)
+        horizon = now - self.revocation_retention
         start = horizon if since is None or since < horizon else since
         return await repository.list_revoked_sessions(session, since=start), now
 
     def _token_pair(
-        self, account: Account, session_id: uuid.UUID, refresh_token: str, now: datetime
+        self,
+        account_id: uuid.UUID,
+        role: str,
+        session_id: uuid.UUID,
+        refresh_token: str,
+        now: datetime,
     ) -> TokenPair:
         access = self.issuer.access_token(
-            AccessTokenClaims(account_id=account.id, role=account.role, session_id=session_id),
+            AccessTokenClaims(account_id=account_id, role=role, session_id=session_id),
             now=now,
         )
         return TokenPair(

@@ -45,7 +45,11 @@ async def test_start_never_changes_an_existing_account(start_api, caplog):
                 "/auth/login", json={"email": email, "password": ADMIN_PASSWORD}
             )
             assert failed.status_code == 401
-    assert any("not an ADMIN" in record.getMessage() for record in caplog.records)
+    skipped = [
+        r for r in caplog.records if getattr(r, "security_event", None) == "admin_bootstrap_skipped"
+    ]
+    assert [r.account_id for r in skipped] == [user["id"]]
+    assert "not an ADMIN" in skipped[0].reason
 
 
 async def test_restarting_keeps_one_admin_with_its_first_password(start_api):

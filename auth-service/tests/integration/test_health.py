@@ -21,9 +21,19 @@ async def test_ready_is_503_while_migrations_are_pending(start_api, other_empty_
     assert response.json()["checks"]["database"] == "migration_pending"
 
 
-async def test_ready_is_503_when_the_database_does_not_answer(start_api):
+@pytest.mark.parametrize(
+    "admin",
+    [
+        pytest.param({}, id="no admin configured"),
+        pytest.param(
+            {"admin_email": "admin@example.com", "admin_password": "admin password 1"},
+            id="admin to create",
+        ),
+    ],
+)
+async def test_ready_is_503_when_the_database_does_not_answer(start_api, admin):
     url = "postgresql+asyncpg://nobody@127.0.0.1:1/none"
-    async with start_api(auth_database_url=url) as api:
+    async with start_api(auth_database_url=url, **admin) as api:
         response = await api.direct.get("/ready")
     assert response.status_code == 503
     assert response.json()["checks"]["database"] == "unavailable"
