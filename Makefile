@@ -58,5 +58,10 @@ test-e2e: install
 rotate-keys: install
 	$(BIN)/python -m auth_service keys rotate
 
+# The performance benchmark (issue 7): `make bench`, `make bench ARGS=--quick`,
+# `make bench ARGS="--catalog 1000000"`; BENCH_URL measures a system already running.
+bench: install
+	$(BIN)/python -m bench $(ARGS)
+
 clean:
 	rm -rf .venv .tools

@@ -1,0 +1,271 @@
+"""`make bench [ARGS=...]`: start (or attach), seed, warm up, run the rounds, report, clean up."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import secrets
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import bcrypt
+import httpx
+
+from bench import report, seed
+from bench.procs import memory_mb
+from bench.scenarios import SCENARIOS, Context, Measurement, Scenario, measure, settle
+from bench.system import DEFAULT_DATABASE_URL, Launch, System, attached
+from bench.wrk import ensure_wrk
+
+MAX_DURATION_S = 50  # a direct run's credential lives 60 s
+
+
+@dataclass(frozen=True)
+class Options:
+    duration: float
+    rounds: int
+    warmup: float
+    catalog: int
+    users: int
+    only: tuple[str, ...]
+
+
+def parse(argv: list[str] | None) -> Options:
+    parser = argparse.ArgumentParser(prog="make bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="2 s x 1 round, 10,000 products")
+    parser.add_argument("--catalog", type=int, help="products to seed (default 100,000)")
+    parser.add_argument("--duration", type=float, help="seconds per run (default 10)")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds (default 3)")
+    parser.add_argument("--only", default="", help="comma-separated scenario names")
+    arguments = parser.parse_args(argv)
+    quick = arguments.quick
+    duration = arguments.duration or (2.0 if quick else 10.0)
+    if not 0 < duration <= MAX_DURATION_S:
+        parser.error(f"--duration must be within (0, {MAX_DURATION_S}] seconds")
+    only = tuple(name for name in arguments.only.split(",") if name)
+    unknown = set(only) - {scenario.name for scenario in SCENARIOS}
+    if unknown:
+        parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
+    return Options(
+        duration=duration,
+        rounds=max(arguments.rounds or (1 if quick else 3), 1),
+        warmup=1.0 if quick else 3.0,
+        catalog=max(arguments.catalog or (10_000 if quick else 100_000), 200),
+        users=4 if quick else 8,
+        only=only,
+    )
+
+
+def bcrypt_verify_seconds(rounds: int) -> float:
+    """One bcrypt check at the service's cost, in this process: the login ceiling's unit.
+
+    CPU time, not wall time: on a shared machine the wall clock would count the other
+    processes' turns and lower the ceiling the service is held to.
+    """
+    password = secrets.token_urlsafe(33).encode()  # 44 bytes, as the service's pre-hash
+    hashed = bcrypt.hashpw(password, bcrypt.gensalt(rounds))
+    times = []
+    for _ in range(3):
+        started = time.thread_time()
+        bcrypt.checkpw(password, hashed)
+        times.append(time.thread_time() - started)
+    return statistics.median(times)
+
+
+async def prepare(system: System, options: Options, cores: int) -> Context:
+    async with httpx.AsyncClient(base_url=system.gateway_url, timeout=60) as client:
+        started = time.monotonic()
+        users = await seed.register_users(client, options.users)
+        token = await seed.login(client, users[0])
+        say(f"registered {len(users)} users ({time.monotonic() - started:.1f} s)")
+        started = time.monotonic()
+        if system.product_database_url:
+            await seed.seed_catalog_sql(system.product_database_url, options.catalog, users)
+        else:
+            await seed.seed_catalog_api(client, options.catalog, token)
+        say(f"seeded {options.catalog:,} products ({time.monotonic() - started:.1f} s)")
+        credentials = seed.Credentials(system.gateway_key) if system.gateway_key else None
+        direct = system.product_url if credentials is not None else None
+        async with httpx.AsyncClient(base_url=direct or system.gateway_url, timeout=60) as lister:
+            if system.product_database_url:
+                ids = await seed.sample_ids_sql(system.product_database_url, 1000)
+            else:
+                ids = await seed.sample_ids(
+                    lister, credentials.headers() if credentials else {}, 1000
+                )
+            started = time.monotonic()
+            cursor, row = await seed.deep_cursor(
+                lister, credentials if direct else None, options.catalog
+            )
+        say(f"deep cursor at row {row:,} ({time.monotonic() - started:.1f} s)")
+    return Context(
+        gateway_url=system.gateway_url,
+        product_url=system.product_url,
+        credentials=credentials,
+        ids=ids,
+        users=users,
+        token=token,
+        deep_cursor=cursor,
+        run_tag=secrets.token_hex(4),
+        cores=cores,
+    )
+
+
+async def bench(system: System, options: Options, binary: str, workdir: Path) -> None:
+    cores = len(os.sched_getaffinity(0))
+    rounds_setting = int(os.environ.get("BCRYPT_ROUNDS", "12"))
+    context = await prepare(system, options, cores)
+    pids = system.pids()
+    say("processes: " + ", ".join(f"{name} {pid}" for name, pid in pids.items()))
+    scenarios = [
+        scenario
+        for scenario in SCENARIOS
+        if scenario.available(context) and (not options.only or scenario.name in options.only)
+    ]
+
+    async def run(scenario: Scenario, duration: float) -> Measurement:
+        load = scenario.build(context, duration)
+        result = await measure(binary, load, workdir, pids, system.databases)
+        await settle(pids)
+        _check_log(system.log_path, scenario.name)
+        return result
+
+    say(f"warming up ({options.warmup:g} s per scenario)")
+    for scenario in scenarios:
+        await run(scenario, options.warmup)
+    await asyncio.sleep(1)
+    rss = {name: mb for name, pid in pids.items() if (mb := memory_mb(pid)) is not None}
+
+    runs: dict[str, list[Measurement]] = {scenario.name: [] for scenario in scenarios}
+    for number in range(1, options.rounds + 1):
+        async with httpx.AsyncClient(base_url=system.gateway_url, timeout=60) as client:
+            context.token = await seed.login(client, context.users[0])
+        for scenario in scenarios:
+            measurement = await run(scenario, options.duration)
+            runs[scenario.name].append(measurement)
+            result = measurement.result
+            say(
+                f"round {number}/{options.rounds} {scenario.name:<20} {result.rps:>9,.0f} req/s  "
+                f"p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:7.2f} ms  errors {result.errors}"
+            )
+
+    peak = {name: mb for name, pid in pids.items() if (mb := memory_mb(pid, "VmHWM")) is not None}
+    bcrypt_s = bcrypt_verify_seconds(rounds_setting)
+    summaries = [report.summarize(scenario, runs[scenario.name]) for scenario in scenarios]
+    by_name = {summary.scenario.name: summary for summary in summaries}
+
+    def rps(name: str) -> float | None:
+        return by_name[name].rps if name in by_name else None
+
+    ratios = {
+        "gateway_efficiency": report.ratio(rps("get_product_gateway"), rps("get_product_direct")),
+        # Cost per page, deep over first: above 1 the deep page is dearer.
+        "deep_page_ratio": report.ratio(rps("list_first_page"), rps("list_deep_page")),
+        "login_efficiency": report.ratio(rps("login"), cores / bcrypt_s),
+    }
+    document = report.document(summaries, ratios, rss, system.ready_s)
+    stamped = report.write(document)
+
+    out = [
+        "",
+        f"make bench: {options.rounds} round(s) x {options.duration:g} s, c=32 "
+        f"(login c={4 * cores}), "
+        f"{options.catalog:,} products, {cores} cores, load average at the end "
+        + " ".join(f"{value:.2f}" for value in os.getloadavg()),
+        "",
+        report.table(summaries),
+        "",
+        f"gateway efficiency (via gateway / direct req/s): {_fmt(ratios['gateway_efficiency'])}",
+        f"deep page / first page (cost per page):          {_fmt(ratios['deep_page_ratio'])}",
+        f"login / (cores / one bcrypt verify):              {_fmt(ratios['login_efficiency'])}"
+        f"  (cost {rounds_setting}: one verify {bcrypt_s * 1000:.0f} ms, "
+        f"ceiling {cores / bcrypt_s:.1f} logins/s)",
+        "idle RSS MB: "
+        + ", ".join(f"{name} {mb:.0f}" for name, mb in rss.items())
+        + "   peak: "
+        + ", ".join(f"{name} {mb:.0f}" for name, mb in peak.items()),
+        f"ready after launch: {_fmt(system.ready_s, ' s')}",
+        "",
+        "targets (issue 7):",
+        report.targets_table(report.targets(by_name, ratios, rss, system.ready_s)),
+        "",
+        f"written: {report.RESULTS / 'latest.json'} and {stamped}",
+    ]
+    sys.stdout.write("\n".join(out) + "\n")
+
+
+def _fmt(value: float | None, unit: str = "") -> str:
+    return "n/a" if value is None else f"{value:.2f}{unit}"
+
+
+def _check_log(path: Path | None, scenario: str) -> None:
+    """Say how many ERROR lines the system logged during a run, then empty the log."""
+    if path is None:
+        return
+    with contextlib.suppress(OSError):
+        lines = [
+            line
+            for line in path.read_text(errors="replace").splitlines()
+            if '"level":"ERROR"' in line or "Traceback" in line
+        ]
+        if lines:
+            say(
+                f"  {scenario}: {len(lines)} error lines in the system log, first: {lines[0][:300]}"
+            )
+        os.truncate(path, 0)
+
+
+async def main_async(options: Options) -> None:
+    binary = ensure_wrk()
+    launch: Launch | None = None
+    try:
+        if os.environ.get("BENCH_URL"):
+            system = attached()
+            say(f"measuring the system at {system.gateway_url}")
+        else:
+            launch = Launch(os.environ.get("BENCH_DATABASE_URL") or DEFAULT_DATABASE_URL)
+            say("starting the system on PostgreSQL through scripts/run.py")
+            system = await launch.start()
+            say(f"ready in {system.ready_s:.2f} s at {system.gateway_url}")
+        if launch is not None:
+            await bench(system, options, binary, launch.workdir)
+        else:
+            with tempfile.TemporaryDirectory(prefix="shop-bench-") as workdir:
+                await bench(system, options, binary, Path(workdir))
+    finally:
+        if launch is not None:
+            say("stopping the system and dropping its databases")
+            await launch.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    options = parse(argv)
+    started = time.monotonic()
+
+    async def guarded() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            # A second Ctrl-C must not cut the clean-up short.
+            loop.add_signal_handler(signum, lambda: task.cancelling() or task.cancel())
+        await main_async(options)
+
+    try:
+        asyncio.run(guarded())
+    except asyncio.CancelledError:
+        say("interrupted; everything it started is stopped")
+        sys.exit(130)
+    say(f"done in {time.monotonic() - started:.0f} s")
+
+
+def say(line: str) -> None:
+    sys.stdout.write(f"[bench] {line}\n")
+    sys.stdout.flush()

@@ -1,0 +1,215 @@
+"""The system under test: started by the bench on PostgreSQL, or one already running.
+
+Started: two fresh databases on the BENCH_DATABASE_URL server, a temporary DATA_DIR, free
+ports (never 5000-5002), production settings (bcrypt cost 12, no SHOP_TESTING), limits
+raised so the bench's single address is not throttled, and scripts/run.py, the same
+launcher as `make run`, whose output goes to a log file. Attached (BENCH_URL): nothing is
+started or dropped; the direct scenario needs BENCH_PRODUCT_URL and the gateway's key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from bench.procs import die_with_parent, pid_listening_on
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+READY_TIMEOUT_S = 90
+STOP_TIMEOUT_S = 20
+# High enough never to throttle one address doing thousands of requests a second, yet on,
+# so whatever checking the limits costs is in the figures.
+GENEROUS_LIMIT = "1000000000 per minute"
+# Settings a caller's shell might hold that would point the bench's system elsewhere.
+_INHERITED = (
+    "SHOP_TESTING",
+    "AUTH_SERVICE_URL",
+    "PRODUCT_SERVICE_URL",
+    "GATEWAY_PRIVATE_KEY_FILE",
+    "GATEWAY_PUBLIC_KEY_FILE",
+    "AUTH_KEYS_DIR",
+    "REDIS_URL",
+    "ADMIN_EMAIL",
+    "ADMIN_PASSWORD",
+    "AUTH_HOST",
+    "PRODUCT_HOST",
+    "TRUSTED_PROXIES",
+)
+
+
+@dataclass
+class System:
+    gateway_url: str
+    product_url: str | None
+    auth_url: str | None
+    gateway_key: Path | None
+    product_database_url: str | None
+    databases: list[str] = field(default_factory=list)
+    launcher_pid: int | None = None
+    ready_s: float | None = None
+    log_path: Path | None = None
+
+    def pids(self) -> dict[str, int]:
+        """The pid of each process that listens on a local port of the system."""
+        found: dict[str, int] = {}
+        for name, url in (
+            ("api-gateway", self.gateway_url),
+            ("auth-service", self.auth_url),
+            ("product-service", self.product_url),
+        ):
+            parts = urlsplit(url) if url else None
+            if parts is not None and parts.hostname in ("127.0.0.1", "localhost", "::1"):
+                pid = pid_listening_on(parts.port or 80)
+                if pid is not None:
+                    found[name] = pid
+        if self.launcher_pid is not None:
+            found["launcher"] = self.launcher_pid
+        return found
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/ready", timeout=2) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def attached() -> System:
+    gateway = os.environ["BENCH_URL"].rstrip("/")
+    key = os.environ.get("BENCH_GATEWAY_KEY") or str(
+        Path(os.environ.get("DATA_DIR", "data")) / "keys" / "gateway" / "private.pem"
+    )
+    if not ready(gateway):
+        raise SystemExit(f"BENCH_URL={gateway} is not ready (GET /ready is not 200)")
+    return System(
+        gateway_url=gateway,
+        product_url=(os.environ.get("BENCH_PRODUCT_URL") or "").rstrip("/") or None,
+        auth_url=(os.environ.get("BENCH_AUTH_URL") or "").rstrip("/") or None,
+        gateway_key=Path(key) if Path(key).is_file() else None,
+        product_database_url=os.environ.get("BENCH_PRODUCT_DATABASE_URL") or None,
+    )
+
+
+class Launch:
+    """Start the system; `stop()` ends every process and drops every database it made."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.tag = f"bench_{secrets.token_hex(4)}"
+        self.workdir = Path(tempfile.mkdtemp(prefix="shop-bench-"))
+        self.process: asyncio.subprocess.Process | None = None
+        self.system: System | None = None
+        self._created: list[str] = []
+
+    async def start(self) -> System:
+        auth_db, product_db = f"{self.tag}_auth", f"{self.tag}_product"
+        await self._admin(f'CREATE DATABASE "{auth_db}"')
+        self._created.append(auth_db)
+        await self._admin(f'CREATE DATABASE "{product_db}"')
+        self._created.append(product_db)
+        url = make_url(self.base_url)
+        auth_url = url.set(database=auth_db).render_as_string(hide_password=False)
+        product_url = url.set(database=product_db).render_as_string(hide_password=False)
+
+        ports = {"GATEWAY_PORT": free_port(), "AUTH_PORT": free_port(), "PRODUCT_PORT": free_port()}
+        env = {key: value for key, value in os.environ.items() if key not in _INHERITED}
+        env.update({key: str(port) for key, port in ports.items()})
+        env.update(
+            DATA_DIR=str(self.workdir / "data"),
+            GATEWAY_HOST="127.0.0.1",
+            AUTH_DATABASE_URL=auth_url,
+            PRODUCT_DATABASE_URL=product_url,
+            BCRYPT_ROUNDS=os.environ.get("BCRYPT_ROUNDS", "12"),
+            RATE_LIMIT_PER_ADDRESS=GENEROUS_LIMIT,
+            RATE_LIMIT_LOGIN_PER_ADDRESS=GENEROUS_LIMIT,
+            RATE_LIMIT_LOGIN_PER_EMAIL=GENEROUS_LIMIT,
+            RATE_LIMIT_REGISTER_PER_ADDRESS=GENEROUS_LIMIT,
+            RATE_LIMIT_REGISTER_PER_EMAIL=GENEROUS_LIMIT,
+        )
+        log_path = self.workdir / "system.log"
+        gateway_url = f"http://127.0.0.1:{ports['GATEWAY_PORT']}"
+        with open(log_path, "ab") as log:  # O_APPEND: the bench may truncate it meanwhile
+            started = time.monotonic()
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                str(ROOT / "scripts" / "run.py"),
+                cwd=ROOT,
+                env=env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,  # a Ctrl-C reaches the bench, which stops it in order
+                preexec_fn=die_with_parent,
+            )
+        while not await asyncio.to_thread(ready, gateway_url):
+            if self.process.returncode is not None:
+                raise SystemExit(f"the system did not start:\n{tail(log_path)}")
+            if time.monotonic() - started > READY_TIMEOUT_S:
+                raise SystemExit(f"not ready within {READY_TIMEOUT_S} s:\n{tail(log_path)}")
+            await asyncio.sleep(0.05)
+        self.system = System(
+            gateway_url=gateway_url,
+            product_url=f"http://127.0.0.1:{ports['PRODUCT_PORT']}",
+            auth_url=f"http://127.0.0.1:{ports['AUTH_PORT']}",
+            gateway_key=self.workdir / "data" / "keys" / "gateway" / "private.pem",
+            product_database_url=product_url,
+            databases=[auth_db, product_db],
+            launcher_pid=self.process.pid,
+            ready_s=time.monotonic() - started,
+            log_path=log_path,
+        )
+        return self.system
+
+    async def stop(self) -> None:
+        process = self.process
+        if process is not None and process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(process.wait(), STOP_TIMEOUT_S)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                await process.wait()
+        for name in reversed(self._created):
+            await self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        self._created.clear()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    async def _admin(self, statement: str) -> None:
+        engine = create_async_engine(self.base_url, isolation_level="AUTOCOMMIT")
+        try:
+            async with engine.connect() as connection:
+                await connection.exec_driver_sql(statement)
+        finally:
+            await engine.dispose()
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    with contextlib.suppress(OSError):
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    return ""
