@@ -1,5 +1,6 @@
 """`python -m auth_service ...` as an operator runs it."""
 
+import json
 import os
 import signal
 import socket
@@ -9,6 +10,7 @@ import time
 from pathlib import Path
 
 import httpx
+import jwt
 import pytest
 
 from auth_service.signing_keys import key_ids
@@ -50,6 +52,35 @@ def test_keys_rotate_adds_a_newer_key(tmp_path):
     kids = key_ids(tmp_path / "keys" / "auth")
     assert kids[0] == old and len(kids) == 2
     assert kids[1] in result.stdout
+
+
+@pytest.mark.anyio
+async def test_keys_rotate_prints_the_new_kid_and_a_live_old_token_still_verifies(api, tmp_path):
+    user, old_tokens = await api.new_user()
+    old_kid = jwt.get_unverified_header(old_tokens["access_token"])["kid"]
+    result = run(tmp_path, "keys", "rotate")
+    assert result.returncode == 0, result.stderr
+    new_kid = key_ids(api.settings.keys_dir)[-1]
+    assert new_kid != old_kid
+    assert f"new signing key {new_kid}" in result.stdout
+    events = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    rotated = [e for e in events if e.get("security_event") == "signing_key_rotated"]
+    assert [e["kid"] for e in rotated] == [new_kid]
+
+    api.app.state.keyring.reload()  # what every replica's reload task does
+    document = (await api.client.get("/auth/jwks.json")).json()
+    keys = {key["kid"]: key for key in document["keys"]}
+    assert {old_kid, new_kid} <= set(keys)
+    claims = jwt.decode(
+        old_tokens["access_token"],
+        jwt.PyJWK(keys[old_kid]).key,
+        algorithms=["EdDSA"],
+        audience="shop-api",
+        issuer="shop-auth",
+    )
+    assert claims["sub"] == user["id"]
+    new_tokens = await api.login(user["email"])
+    assert jwt.get_unverified_header(new_tokens["access_token"])["kid"] == new_kid
 
 
 def test_migrate_brings_a_new_sqlite_database_to_the_latest_revision(tmp_path):

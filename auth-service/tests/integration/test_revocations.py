@@ -1,3 +1,4 @@
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -63,3 +64,70 @@ async def test_any_since_value_is_answered(api, since):
 async def test_a_since_that_is_not_a_time_returns_422(api):
     response = await api.client.get("/internal/revocations", params={"since": "yesterday"})
     assert response.status_code == 422
+
+
+async def test_a_session_ended_by_refresh_token_reuse_is_listed(api):
+    _, tokens = await api.new_user()
+    await api.client.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+    await api.client.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+    sids, _ = await revoked(api)
+    assert sid(tokens) in sids
+
+
+async def test_a_demotion_lists_every_session_of_that_user(api):
+    user, first = await api.new_user()
+    await api.set_role(user["id"], "ADMIN")
+    promoted = await api.login(user["email"])
+    second = await api.login(user["email"])
+    _, as_of = await revoked(api)
+    assert (await api.set_role(user["id"], "USER")).status_code == 200
+    sids, _ = await revoked(api, since=as_of)
+    assert sids == {sid(promoted), sid(second)}
+    assert sid(first) not in sids  # revoked earlier, by the promotion
+
+
+async def test_setting_the_same_role_lists_nothing(api):
+    user, _ = await api.new_user()
+    _, as_of = await revoked(api)
+    assert (await api.set_role(user["id"], "USER")).status_code == 200
+    sids, _ = await revoked(api, since=as_of)
+    assert sids == set()
+
+
+async def test_revocations_older_than_any_live_access_token_are_not_listed(api):
+    _, tokens = await api.new_user()
+    await api.client.post("/auth/logout", json={"refresh_token": tokens["refresh_token"]})
+    retention = api.settings.revocation_retention_seconds
+    api.app.state.auth_service.clock = lambda: datetime.now(UTC) + timedelta(seconds=retention + 1)
+    sids, _ = await revoked(api, since="2000-01-01T00:00:00Z")
+    assert sid(tokens) not in sids
+
+
+async def test_logins_racing_a_demotion_get_user_tokens_or_revoked_sessions(api):
+    user, _ = await api.new_user()
+    await api.set_role(user["id"], "ADMIN")
+    admin = api.bearer(await api.admin_tokens())
+    _, as_of = await revoked(api)
+
+    async def login() -> dict[str, Any]:
+        response = await api.client.post(
+            "/auth/login", json={"email": user["email"], "password": api.PASSWORD}
+        )
+        assert response.status_code == 200
+        claims: dict[str, Any] = jwt.decode(
+            response.json()["access_token"], options={"verify_signature": False}
+        )
+        return claims
+
+    async def demote() -> None:
+        await asyncio.sleep(0.005)
+        response = await api.client.patch(
+            f"/auth/users/{user['id']}", json={"role": "USER"}, headers=admin
+        )
+        assert response.status_code == 200
+
+    results = await asyncio.gather(*(login() for _ in range(12)), demote())
+    sids, _ = await revoked(api, since=as_of)
+    # An ADMIN token issued around the demotion must belong to a revoked session.
+    stale = [c for c in results[:-1] if c["role"] == "ADMIN" and c["sid"] not in sids]
+    assert stale == []
