@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import secrets
 import signal
@@ -18,10 +17,11 @@ from pathlib import Path
 import bcrypt
 import httpx
 
-from bench import report, seed
+from bench import profile, report, seed
+from bench.console import say
 from bench.procs import memory_mb
 from bench.scenarios import SCENARIOS, Context, Measurement, Scenario, measure, settle
-from bench.system import DEFAULT_DATABASE_URL, Launch, System, attached
+from bench.system import DEFAULT_DATABASE_URL, Launch, System, attached, drain_log
 from bench.wrk import ensure_wrk
 
 MAX_DURATION_S = 50  # a direct run's credential lives 60 s
@@ -35,6 +35,7 @@ class Options:
     catalog: int
     users: int
     only: tuple[str, ...]
+    profile: bool
 
 
 def parse(argv: list[str] | None) -> Options:
@@ -44,6 +45,11 @@ def parse(argv: list[str] | None) -> Options:
     parser.add_argument("--duration", type=float, help="seconds per run (default 10)")
     parser.add_argument("--rounds", type=int, help="interleaved rounds (default 3)")
     parser.add_argument("--only", default="", help="comma-separated scenario names")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="then run each scenario once more under py-spy (bench/results/profiles/)",
+    )
     arguments = parser.parse_args(argv)
     quick = arguments.quick
     duration = arguments.duration or (2.0 if quick else 10.0)
@@ -60,6 +66,7 @@ def parse(argv: list[str] | None) -> Options:
         catalog=max(arguments.catalog or (10_000 if quick else 100_000), 200),
         users=4 if quick else 8,
         only=only,
+        profile=arguments.profile,
     )
 
 
@@ -134,7 +141,7 @@ async def bench(system: System, options: Options, binary: str, workdir: Path) ->
         load = scenario.build(context, duration)
         result = await measure(binary, load, workdir, pids, system.databases)
         await settle(pids)
-        _check_log(system.log_path, scenario.name)
+        drain_log(system.log_path, scenario.name)
         return result
 
     say(f"warming up ({options.warmup:g} s per scenario)")
@@ -155,6 +162,11 @@ async def bench(system: System, options: Options, binary: str, workdir: Path) ->
                 f"round {number}/{options.rounds} {scenario.name:<20} {result.rps:>9,.0f} req/s  "
                 f"p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:7.2f} ms  errors {result.errors}"
             )
+
+    if options.profile:
+        await profile.run(
+            scenarios, context, options.duration, pids, binary, workdir, system.log_path
+        )
 
     peak = {name: mb for name, pid in pids.items() if (mb := memory_mb(pid, "VmHWM")) is not None}
     bcrypt_s = bcrypt_verify_seconds(rounds_setting)
@@ -205,23 +217,6 @@ def _fmt(value: float | None, unit: str = "") -> str:
     return "n/a" if value is None else f"{value:.2f}{unit}"
 
 
-def _check_log(path: Path | None, scenario: str) -> None:
-    """Say how many ERROR lines the system logged during a run, then empty the log."""
-    if path is None:
-        return
-    with contextlib.suppress(OSError):
-        lines = [
-            line
-            for line in path.read_text(errors="replace").splitlines()
-            if '"level":"ERROR"' in line or "Traceback" in line
-        ]
-        if lines:
-            say(
-                f"  {scenario}: {len(lines)} error lines in the system log, first: {lines[0][:300]}"
-            )
-        os.truncate(path, 0)
-
-
 async def main_async(options: Options) -> None:
     binary = ensure_wrk()
     launch: Launch | None = None
@@ -264,8 +259,3 @@ def main(argv: list[str] | None = None) -> None:
         say("interrupted; everything it started is stopped")
         sys.exit(130)
     say(f"done in {time.monotonic() - started:.0f} s")
-
-
-def say(line: str) -> None:
-    sys.stdout.write(f"[bench] {line}\n")
-    sys.stdout.flush()

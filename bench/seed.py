@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from bench.console import say
 from shop_common.credential import CREDENTIAL_HEADER, Caller, CredentialSigner
 from shop_common.keys import load_private_key
 
@@ -206,8 +206,3 @@ async def deep_cursor(
 def _expect(answer: httpx.Response, status: int, what: str) -> None:
     if answer.status_code != status:
         raise SystemExit(f"could not {what}: {answer.status_code} {answer.text[:300]}")
-
-
-def say(line: str) -> None:
-    sys.stdout.write(f"[bench] {line}\n")
-    sys.stdout.flush()

@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from bench.console import say
 from bench.procs import die_with_parent, pid_listening_on
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -207,6 +208,23 @@ class Launch:
                 await connection.exec_driver_sql(statement)
         finally:
             await engine.dispose()
+
+
+def drain_log(path: Path | None, scenario: str) -> None:
+    """Say how many ERROR lines the system logged during a run, then empty the log."""
+    if path is None:
+        return
+    with contextlib.suppress(OSError):
+        lines = [
+            line
+            for line in path.read_text(errors="replace").splitlines()
+            if '"level":"ERROR"' in line or "Traceback" in line
+        ]
+        if lines:
+            say(
+                f"  {scenario}: {len(lines)} error lines in the system log, first: {lines[0][:300]}"
+            )
+        os.truncate(path, 0)
 
 
 def tail(path: Path, lines: int = 40) -> str:

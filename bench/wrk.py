@@ -13,10 +13,10 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.console import say
 from bench.procs import die_with_parent
 
 LUA_DIR = Path(__file__).parent / "lua"
@@ -68,7 +68,7 @@ def ensure_wrk() -> str:
         return found
     apt = shutil.which("apt-get")
     if apt and os.geteuid() == 0:
-        _say("wrk is missing: installing it with apt-get")
+        say("wrk is missing: installing it with apt-get")
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
 
         def apt_get(*args: str) -> int:
@@ -158,8 +158,3 @@ def _parse(raw: dict[str, int]) -> WrkResult:
         p99_ms=raw["p99_us"] / 1000,
         max_ms=raw["max_us"] / 1000,
     )
-
-
-def _say(line: str) -> None:
-    sys.stdout.write(f"[bench] {line}\n")
-    sys.stdout.flush()
