@@ -1,0 +1,113 @@
+"""deploy/k8s/make_secrets.py creates exactly the Secrets the manifests reference."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+import kubernetes_validate  # type: ignore[import-untyped]
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from tests.deploy.conftest import K8S, OVERLAYS, of_kind, referenced_secrets
+
+SCRIPT = K8S / "make_secrets.py"
+ENV = {
+    "AUTH_DATABASE_URL": "postgresql+asyncpg://auth:pw@db.example:5432/auth",
+    "PRODUCT_DATABASE_URL": "postgresql+asyncpg://product:pw@db.example:5432/product",
+    "REDIS_URL": "redis://redis.example:6379/0",
+}
+
+
+def run(
+    *args: str, env: dict[str, str], stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args],
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **env},
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def decoded(secret: dict[str, Any]) -> dict[str, bytes]:
+    return {key: base64.b64decode(value) for key, value in secret["data"].items()}
+
+
+@pytest.fixture(scope="module")
+def created() -> dict[str, dict[str, Any]]:
+    result = run("init", "--namespace", "shop", env=ENV)
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["kind"] == "List"
+    return {item["metadata"]["name"]: item for item in document["items"]}
+
+
+@pytest.mark.parametrize("overlay", [pytest.param(o.name, id=o.name) for o in OVERLAYS])
+def test_init_creates_every_secret_the_pods_need_with_the_keys_they_read(
+    created: dict[str, dict[str, Any]], rendered: dict[str, list[dict[str, Any]]], overlay: str
+) -> None:
+    for name, keys in referenced_secrets(rendered[overlay]).items():
+        assert name in created, f"{name} is referenced but never created"
+        assert keys <= set(created[name]["data"]), name
+
+
+def test_init_output_is_valid_kubernetes(created: dict[str, dict[str, Any]]) -> None:
+    for secret in created.values():
+        kubernetes_validate.validate(secret, kubernetes_validate.latest_version(), strict=True)
+        assert secret["metadata"]["namespace"] == "shop"
+
+
+def test_init_creates_key_pairs_that_belong_together(created: dict[str, dict[str, Any]]) -> None:
+    gateway = decoded(created["gateway-credential-key"])
+    public = decoded(created["gateway-public-key"])["public.pem"]
+    assert gateway["public.pem"] == public
+    private = serialization.load_pem_private_key(gateway["private.pem"], password=None)
+    assert isinstance(private, Ed25519PrivateKey)
+    assert private.public_key() == serialization.load_pem_public_key(public)
+    signing = decoded(created["auth-signing-keys"])
+    assert len(signing) == 1
+    ((kid, pem),) = signing.items()
+    assert kid.endswith(".pem")
+    assert isinstance(serialization.load_pem_private_key(pem, password=None), Ed25519PrivateKey)
+    assert (
+        decoded(created["shop-database"])["AUTH_DATABASE_URL"] == ENV["AUTH_DATABASE_URL"].encode()
+    )
+    assert "auth-admin" not in created
+
+
+def test_init_adds_the_admin_secret_only_when_both_values_are_set() -> None:
+    both = run("init", env={**ENV, "ADMIN_EMAIL": "a@example.com", "ADMIN_PASSWORD": "p" * 16})
+    names = [item["metadata"]["name"] for item in json.loads(both.stdout)["items"]]
+    assert "auth-admin" in names
+
+
+def test_init_refuses_to_run_without_the_database_and_redis_urls() -> None:
+    result = run("init", env={"REDIS_URL": ENV["REDIS_URL"]})
+    assert result.returncode != 0
+    assert "AUTH_DATABASE_URL" in result.stderr and "PRODUCT_DATABASE_URL" in result.stderr
+
+
+def test_rotate_adds_a_key_and_keeps_the_current_one(created: dict[str, dict[str, Any]]) -> None:
+    current = created["auth-signing-keys"]
+    result = run("rotate", env={}, stdin=json.dumps(current))
+    assert result.returncode == 0, result.stderr
+    rotated = json.loads(result.stdout)
+    assert rotated["metadata"]["name"] == "auth-signing-keys"
+    assert rotated["metadata"]["namespace"] == "shop"
+    old = set(current["data"])
+    assert old < set(rotated["data"]) and len(rotated["data"]) == 2
+    assert all(rotated["data"][kid] == current["data"][kid] for kid in old)
+
+
+def test_the_secrets_are_not_in_the_manifests(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    for documents in rendered.values():
+        assert of_kind(documents, "Secret") == {}, "Secrets are created apart, never committed"
