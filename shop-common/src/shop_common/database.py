@@ -5,14 +5,15 @@ The gateway has none and never imports this module.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import event, text
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy import column, event, select, table, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 
@@ -46,7 +47,9 @@ def alembic_config(script_location: Path, database_url: str) -> Config:
     return config
 
 
+@functools.cache
 def head_revision(script_location: Path) -> str | None:
+    """The newest migration on disk; read once per process, the files do not change."""
     config = Config()
     config.set_main_option("script_location", str(script_location))
     return ScriptDirectory.from_config(config).get_current_head()
@@ -55,15 +58,19 @@ def head_revision(script_location: Path) -> str | None:
 async def schema_state(engine: AsyncEngine, script_location: Path, version_table: str) -> str:
     """ "ok" when the database answers and is at the latest migration."""
     head = head_revision(script_location)
-
-    def current(connection: Connection) -> str | None:
-        context = MigrationContext.configure(connection, opts={"version_table": version_table})
-        return context.get_current_revision()
-
     try:
         async with engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
-            revision = await connection.run_sync(current)
+    except Exception:
+        return "unavailable"
+    try:
+        async with engine.connect() as connection:
+            # Read the version table directly: a MigrationContext would log on every probe.
+            revision = await connection.scalar(
+                select(column("version_num")).select_from(table(version_table))
+            )
+    except DBAPIError:
+        return "migration_pending"  # answers, but nothing migrated yet
     except Exception:
         return "unavailable"
     return "ok" if revision == head else "migration_pending"
