@@ -1,6 +1,7 @@
 """Which upstream client should the gateway use? Measure them in the same raw ASGI shell.
 
     python bench/upstream_clients.py run [seconds]
+    python bench/upstream_clients.py real [seconds]   # only the real gateway's rows
 
 starts a tiny keep-alive upstream (a hand-written asyncio protocol, so it is never the
 bottleneck) and, for each variant, a raw ASGI app on uvicorn (uvloop, httptools) that
@@ -284,6 +285,11 @@ def main() -> None:
             access_log=False,
             log_level="warning",
         )
+    elif command == "real":
+        seconds = int(sys.argv[2]) if len(sys.argv) > 2 else 8
+        sys.stdout.write("| request | req/s | p50 | p99 | gateway CPU µs/request | errors |\n")
+        sys.stdout.write("|---|---|---|---|---|---|\n")
+        sys.stdout.write(measure_gateway(seconds, 18990))
     else:
         seconds = int(sys.argv[2]) if len(sys.argv) > 2 else 8
         sys.stdout.write("| variant | req/s | p50 | p99 | gateway CPU µs/request | errors |\n")

@@ -70,7 +70,21 @@ class Settings(ServiceSettings):
 
     cors_origins: CommaList = ()
     trusted_proxies: CommaList = ()
+    # Shared store for rate limits and revocations; unset: in-process limits and the
+    # auth-service poll for revocations.
     redis_url: str | None = None
+    # Connect and command timeout: past it, limits fall back to in-process at once.
+    redis_timeout: float = Field(default=0.25, gt=0, le=10)
+    # Prefix of the rate-limit keys in Redis (tests use their own).
+    rate_limit_key_prefix: str = Field(default="shop:ratelimit", min_length=1)
+    # The sorted set auth-service's revocation publisher keeps (member sid, score
+    # revoked_at), the same setting and default as auth-service's.
+    revocation_redis_key: str = Field(default="shop:revoked-sessions", min_length=1)
+    # How often revocations are read (from Redis, else from auth-service).
+    revocation_poll_seconds: float = Field(default=1.0, gt=0, le=2)
+    # The access-token lifetime (auth-service's ACCESS_TOKEN_TTL_SECONDS): a revoked
+    # session is remembered this long (plus a margin), since no token of it lives longer.
+    access_token_ttl_seconds: int = Field(default=900, ge=1, le=86400)
 
     rate_limit_login_per_email: RateSetting = Rate(10, 15 * 60)
     rate_limit_login_per_address: RateSetting = Rate(30, 60)
@@ -82,8 +96,8 @@ class Settings(ServiceSettings):
     jwt_audience: str = "shop-api"
     # An unknown kid refetches the JWKS, but at most once per this many seconds.
     jwks_refetch_interval: float = Field(default=5.0, ge=0)
-    # Known keys are refreshed in the background once the set is this old.
-    jwks_max_age: float = Field(default=300.0, gt=0)
+    # The key set is refetched in the background this often, so retired keys drop out.
+    jwks_max_age: float = Field(default=60.0, gt=0)
     token_cache_size: int = Field(default=10_000, ge=0)
     ready_cache_seconds: float = Field(default=1.0, ge=0)
 
@@ -91,6 +105,15 @@ class Settings(ServiceSettings):
     @classmethod
     def _check_urls(cls, urls: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(check_upstream_url(url) for url in urls)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, url: str | None) -> str | None:
+        if url is not None and not url.strip():
+            return None  # REDIS_URL= (empty) means unset
+        if url is not None and urlsplit(url).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError(f"{url!r} is not a redis://, rediss:// or unix:// URL")
+        return url
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -6,6 +6,7 @@ GatewayProblem (shop_common Problem)
   NotAuthenticated         401 no token where one is needed, WWW-Authenticate: Bearer
     InvalidToken           401 a token was given and is not acceptable (error="invalid_token")
   RoleForbidden            403 authenticated, but the route needs another role
+  TooManyRequests          429 the client address's limit is reached, with Retry-After
   BodyTooLarge             413 over max_body_bytes (Content-Length, or counted while streaming)
   BadGateway               502 the upstream answered with something that is not HTTP, or dropped
   UpstreamUnavailable      503 no instance of the upstream accepts connections
@@ -63,6 +64,16 @@ class RoleForbidden(GatewayProblem):
 
     def __init__(self) -> None:
         super().__init__("Your role does not allow this request.")
+
+
+class TooManyRequests(GatewayProblem):
+    status = 429
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            "Too many requests from this address; try again later.",
+            headers={"Retry-After": str(retry_after)},
+        )
 
 
 class BodyTooLarge(GatewayProblem):

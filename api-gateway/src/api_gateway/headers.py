@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 from functools import lru_cache
+from typing import NamedTuple
 
 from api_gateway.config import Network
 
@@ -26,7 +27,10 @@ _CAPTURED = {
     b"connection": 8,
     b"access-control-request-method": 9,
     b"access-control-request-headers": 10,
+    b"content-type": 11,  # read (login and register bodies) and forwarded
 }
+_FORWARDED_FOR = 5
+_CONTENT_TYPE = 11
 DROPPED = frozenset(
     {
         # hop-by-hop (RFC 9110 7.6.1) and framing the gateway redoes itself
@@ -62,6 +66,7 @@ class RequestHeaders:
         "authorization",
         "connection",
         "content_length",
+        "content_type",
         "forward",
         "forwarded_for",
         "forwarded_proto",
@@ -72,14 +77,21 @@ class RequestHeaders:
     )
 
     def __init__(self, raw: Iterable[tuple[bytes, bytes]]) -> None:
-        found: list[bytes | None] = [None] * 11
+        found: list[bytes | None] = [None] * 12
         forward: list[tuple[bytes, bytes]] = []
         captured = _CAPTURED.get
         for name, value in raw:
             slot = captured(name)
             if slot is not None:
-                if found[slot] is None:  # the first of repeated headers counts
+                previous = found[slot]
+                if previous is None:  # the first of repeated headers counts...
                     found[slot] = value
+                elif slot == _FORWARDED_FOR:
+                    # ...except X-Forwarded-For, whose lines are one list (RFC 9110 5.3):
+                    # a proxy appending its own line must not leave the client's first.
+                    found[slot] = previous + b", " + value
+                if slot == _CONTENT_TYPE:
+                    forward.append((name, value))
             elif name not in DROPPED and not name.startswith(DROPPED_PREFIXES):
                 forward.append((name, value))
         (
@@ -94,6 +106,7 @@ class RequestHeaders:
             self.connection,
             self.access_control_method,
             self.access_control_headers,
+            self.content_type,
         ) = found
         if self.connection is not None:
             # Headers named in Connection are hop-by-hop too (RFC 9110 7.6.1).
@@ -114,6 +127,14 @@ def bearer_token(authorization: bytes) -> str | None:
         return None
 
 
+class ClientAddress(NamedTuple):
+    """Who the client is (the rate limits' key), and what to tell the upstream."""
+
+    address: str | None
+    forwarded_for: bytes | None  # X-Forwarded-For to send upstream
+    via_trusted_proxy: bool  # the peer is a trusted proxy: its X-Forwarded-Proto counts
+
+
 class ForwardedFor:
     """Who the client is, believing X-Forwarded-For only from trusted proxies."""
 
@@ -131,7 +152,11 @@ class ForwardedFor:
     def client_and_chain(
         self, peer: str | None, forwarded_for: bytes | None
     ) -> tuple[str | None, bytes | None]:
-        """(client address, X-Forwarded-For to send upstream)."""
+        """(client address, X-Forwarded-For to send upstream).
+
+        The client is the peer, unless the peer is a trusted proxy: then the right-most
+        address of X-Forwarded-For that is not itself a trusted proxy.
+        """
         if peer is None:
             return None, None
         own = peer.encode("ascii", "replace")
@@ -146,6 +171,10 @@ class ForwardedFor:
             if not self._is_trusted(hop):
                 break
         return client, forwarded_for + b", " + own
+
+    def resolve(self, peer: str | None, forwarded_for: bytes | None) -> ClientAddress:
+        address, chain = self.client_and_chain(peer, forwarded_for)
+        return ClientAddress(address, chain, self.trusts(peer))
 
     def trusts(self, peer: str | None) -> bool:
         return peer is not None and bool(self._trusted) and self._is_trusted(peer)

@@ -3,8 +3,9 @@
 Only EdDSA is accepted (an allow-list, so `none` and HMAC-with-the-public-key fail
 before any key is used). The key set is fetched from auth-service, refetched when a
 token names an unknown kid (at most once per `refetch_interval`), and refreshed in the
-background when old. A verified token is remembered until its exp, so each token's
-signature is checked once, not on every request.
+background every `max_age` so retired keys drop out. A verified token is remembered
+until its exp, so each token's signature is checked once, not on every request; its
+session is checked against the revoked ones on every request, cached or not.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import asyncio
 import base64
 import binascii
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Container
 from dataclasses import dataclass
 from time import monotonic
 from time import time as wall_time
@@ -46,6 +47,7 @@ class Identity:
     session_id: str
     token_id: str
     expires_at: float
+    key_id: str
 
     @property
     def is_admin(self) -> bool:
@@ -82,6 +84,8 @@ class JwksCache:
         max_age: float,
     ) -> None:
         self._fetch = fetch
+        # Called with the kids that left the set (a retired or withdrawn key).
+        self.on_retired: Callable[[set[str]], None] | None = None
         self._refetch_interval = refetch_interval
         self._max_age = max_age
         self._keys: dict[str, Ed25519PublicKey] = {}
@@ -95,8 +99,6 @@ class JwksCache:
         now = monotonic()
         key = self._keys.get(kid)
         if key is not None:
-            if self._fetched_at is not None and now - self._fetched_at > self._max_age:
-                self._start_refresh()  # in the background: this key is still good now
             return key
         if self._inflight is not None or self._may_refetch(now):
             await self.refresh()
@@ -132,11 +134,22 @@ class JwksCache:
         except Exception as exc:  # the old keys stay; the next miss may try again
             logger.warning("fetching the JWKS failed", extra={"error": repr(exc)})
         else:
+            retired = set(self._keys) - set(keys)
+            if keys.keys() != self._keys.keys():
+                logger.info("JWKS loaded", extra={"kids": sorted(keys)})
             self._keys = keys
             self._fetched_at = monotonic()
-            logger.info("JWKS loaded", extra={"kids": sorted(keys)})
+            if retired and self.on_retired is not None:
+                self.on_retired(retired)
         finally:
             self._inflight = None
+
+    async def keep_fresh(self) -> None:
+        """Background task: load the keys at start, then refetch them every max_age."""
+        while True:
+            await self.refresh()
+            never_loaded = self._fetched_at is None
+            await asyncio.sleep(NEVER_LOADED_RETRY_SECONDS if never_loaded else self._max_age)
 
     async def close(self) -> None:
         task = self._inflight
@@ -147,31 +160,43 @@ class JwksCache:
 
 class TokenVerifier:
     def __init__(
-        self, keys: JwksCache, *, issuer: str, audience: str, cache_size: int = 10_000
+        self,
+        keys: JwksCache,
+        *,
+        issuer: str,
+        audience: str,
+        cache_size: int = 10_000,
+        revoked: Container[str] = frozenset(),
     ) -> None:
         self._keys = keys
         self._issuer = issuer
         self._audience = audience
         self._cache_size = cache_size
+        self._revoked = revoked
         self._verified: dict[str, Identity] = {}
+        keys.on_retired = self._forget_keys
 
     async def verify(self, token: str) -> Identity:
         """The token's identity, or InvalidToken (401) / KeysUnavailable (503)."""
         identity = self._verified.get(token)
-        if identity is not None:
-            if identity.expires_at > wall_time():
-                token_checked("cached")
-                return identity
+        if identity is None:
+            try:
+                identity = await self._verify_signature(token)
+            except InvalidToken:
+                token_checked("rejected")
+                raise
+            self._remember(token, identity)
+            result = "verified"
+        elif identity.expires_at <= wall_time():
             del self._verified[token]
             token_checked("rejected")
             raise InvalidToken("expired")
-        try:
-            identity = await self._verify_signature(token)
-        except InvalidToken:
+        else:
+            result = "cached"
+        if identity.session_id in self._revoked:
             token_checked("rejected")
-            raise
-        token_checked("verified")
-        self._remember(token, identity)
+            raise InvalidToken("revoked session")
+        token_checked(result)
         return identity
 
     async def _verify_signature(self, token: str) -> Identity:
@@ -198,7 +223,7 @@ class TokenVerifier:
             )
         except jwt.PyJWTError as exc:
             raise InvalidToken(str(exc)) from exc
-        return _identity(claims)
+        return _identity(claims, kid)
 
     def _remember(self, token: str, identity: Identity) -> None:
         if self._cache_size <= 0:
@@ -213,8 +238,13 @@ class TokenVerifier:
     def forget(self) -> None:
         self._verified.clear()
 
+    def _forget_keys(self, kids: set[str]) -> None:
+        """Tokens signed with a key that left the JWKS are checked again (and refused)."""
+        for token in [t for t, i in self._verified.items() if i.key_id in kids]:
+            del self._verified[token]
 
-def _identity(claims: dict[str, Any]) -> Identity:
+
+def _identity(claims: dict[str, Any], kid: str) -> Identity:
     sub, role, sid, jti = (claims.get(name) for name in ("sub", "role", "sid", "jti"))
     if not (isinstance(sub, str) and sub and isinstance(sid, str) and isinstance(jti, str)):
         raise InvalidToken("sub, sid and jti must be strings")
@@ -224,5 +254,10 @@ def _identity(claims: dict[str, Any]) -> Identity:
     if not isinstance(iat, int | float) or iat > wall_time() + CLOCK_SKEW_SECONDS:
         raise InvalidToken("iat is not a time in the past")
     return Identity(
-        user_id=sub, role=role, session_id=sid, token_id=jti, expires_at=float(claims["exp"])
+        user_id=sub,
+        role=role,
+        session_id=sid,
+        token_id=jti,
+        expires_at=float(claims["exp"]),
+        key_id=kid,
     )

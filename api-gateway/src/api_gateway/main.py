@@ -1,16 +1,20 @@
 """The composition root: create_app(settings) builds the gateway as a raw ASGI app.
 
 No FastAPI on the proxy path: a request costs one header pass, one dict lookup in the
-policy table, a cached token check, a credential and the upstream exchange
-(docs/decisions/gateway-upstream-client.md has the figures).
+policy table, a cached token check, a rate-limit hit, a credential and the upstream
+exchange (docs/decisions/gateway-upstream-client.md has the figures). Background tasks
+keep the JWKS and the revoked sessions fresh, so no request waits for either.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
+from urllib.parse import quote
 
 from starlette.types import Receive, Scope, Send
 
@@ -19,16 +23,23 @@ from api_gateway.connection import UpstreamError
 from api_gateway.cors import CorsPolicy
 from api_gateway.headers import ForwardedFor
 from api_gateway.jwks import JwksCache, TokenVerifier
+from api_gateway.limiter import Limiter
 from api_gateway.metrics import RequestMetrics
 from api_gateway.policy import PolicyTable, Service
 from api_gateway.proxy import Proxy
 from api_gateway.readiness import Readiness
+from api_gateway.redis_link import RedisLink
+from api_gateway.revocation import MARGIN_SECONDS, RevocationFeed, RevokedSessions
 from api_gateway.router import Router
+from api_gateway.throttling import Throttling
 from api_gateway.upstream import Upstream, fetch
 from shop_common.credential import Caller, CredentialSigner
 from shop_common.keys import ensure_ed25519_keypair, load_private_key
 
 JWKS_PATH = b"/auth/jwks.json"
+REVOCATIONS_PATH = b"/internal/revocations"
+# The gateway's own fetches (keys, revocations) are retried soon anyway: never wait long.
+INTERNAL_TIMEOUT_CAP = 5.0
 logger = logging.getLogger(__name__)
 
 
@@ -41,25 +52,42 @@ class Gateway:
             Service.AUTH: Upstream(Service.AUTH, settings.auth_urls),
             Service.PRODUCT: Upstream(Service.PRODUCT, settings.product_urls),
         }
+        self.redis = (
+            RedisLink(settings.redis_url, timeout=settings.redis_timeout)
+            if settings.redis_url
+            else None
+        )
         self.keys = JwksCache(
             self._fetch_jwks,
             refetch_interval=settings.jwks_refetch_interval,
             max_age=settings.jwks_max_age,
+        )
+        self.revoked = RevokedSessions(settings.access_token_ttl_seconds + MARGIN_SECONDS)
+        self.revocations = RevocationFeed(
+            self.revoked,
+            poll_auth_service=self._fetch_revocations,
+            redis=self.redis,
+            redis_key=settings.revocation_redis_key,
+            interval=settings.revocation_poll_seconds,
         )
         self.tokens = TokenVerifier(
             self.keys,
             issuer=settings.jwt_issuer,
             audience=settings.jwt_audience,
             cache_size=settings.token_cache_size,
+            revoked=self.revoked,
         )
+        self.limiter = Limiter(self.redis, key_prefix=settings.rate_limit_key_prefix)
         self.readiness = Readiness(
             {service.value: upstream for service, upstream in self.upstreams.items()},
             cache_seconds=settings.ready_cache_seconds,
             timeout=settings.upstream_timeout,
+            redis=self.redis,
         )
         self.metrics = RequestMetrics()
         self._signer: CredentialSigner | None = None
         self._router: Router | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -81,7 +109,6 @@ class Gateway:
         proxy = Proxy(
             self.upstreams,
             self._signer,
-            ForwardedFor(settings.trusted_networks),
             self.metrics,
             timeout=settings.upstream_timeout,
             max_body=settings.max_body_bytes,
@@ -93,11 +120,24 @@ class Gateway:
             readiness=self.readiness,
             cors=CorsPolicy(settings.cors_origins),
             metrics=self.metrics,
+            forwarded=ForwardedFor(settings.trusted_networks),
+            throttling=Throttling(self.limiter, settings),
         )
+        self._background(self.keys.keep_fresh(), "jwks-refresh")
+        self._background(self.revocations.run(), "revocation-feed")
+
+    def _background(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        self._tasks.append(asyncio.create_task(work, name=name))
 
     async def stop(self) -> None:
         self._router = None
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await self.keys.close()
+        if self.redis is not None:
+            await self.redis.close()
         await self.readiness.close()
         for upstream in self.upstreams.values():
             upstream.close()
@@ -128,6 +168,13 @@ class Gateway:
 
     async def _fetch_jwks(self) -> bytes:
         """The auth-service's JWKS, asked for like any request: with a gateway credential."""
+        return await self._fetch_from_auth(JWKS_PATH)
+
+    async def _fetch_revocations(self, since: str) -> bytes:
+        """auth-service's internal list of sessions revoked after `since` (RFC 3339)."""
+        return await self._fetch_from_auth(REVOCATIONS_PATH + b"?since=" + quote(since).encode())
+
+    async def _fetch_from_auth(self, target: bytes) -> bytes:
         assert self._signer is not None
         request_id = uuid.uuid4().hex
         credential = self._signer.mint(
@@ -141,12 +188,12 @@ class Gateway:
         ]
         status, body = await fetch(
             self.upstreams[Service.AUTH],
-            JWKS_PATH,
+            target,
             headers,
-            timeout=self.settings.upstream_timeout,
+            timeout=min(self.settings.upstream_timeout, INTERNAL_TIMEOUT_CAP),
         )
         if status != 200:
-            raise UpstreamError(f"JWKS answered {status}")
+            raise UpstreamError(f"{target.decode()} answered {status}")
         return body
 
 

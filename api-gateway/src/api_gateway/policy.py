@@ -27,6 +27,15 @@ class Service(StrEnum):
     PRODUCT = "product-service"
 
 
+class Throttle(StrEnum):
+    """Which per-address limit a route counts against (login and register have their
+    own, and per-email limits too); the general one is RATE_LIMIT_PER_ADDRESS."""
+
+    GENERAL = "general"
+    LOGIN = "login"
+    REGISTER = "register"
+
+
 @dataclass(frozen=True, slots=True)
 class Rule:
     method: str
@@ -36,11 +45,26 @@ class Rule:
     # False where the body is the credential (login, refresh, ...): a stale access token
     # a client still sends there is ignored, so it can always log in or refresh again.
     reads_token: bool = True
+    throttle: Throttle = Throttle.GENERAL
 
 
 RULES: tuple[Rule, ...] = (
-    Rule("POST", "/auth/register", Access.PUBLIC, Service.AUTH, reads_token=False),
-    Rule("POST", "/auth/login", Access.PUBLIC, Service.AUTH, reads_token=False),
+    Rule(
+        "POST",
+        "/auth/register",
+        Access.PUBLIC,
+        Service.AUTH,
+        reads_token=False,
+        throttle=Throttle.REGISTER,
+    ),
+    Rule(
+        "POST",
+        "/auth/login",
+        Access.PUBLIC,
+        Service.AUTH,
+        reads_token=False,
+        throttle=Throttle.LOGIN,
+    ),
     Rule("POST", "/auth/refresh", Access.PUBLIC, Service.AUTH, reads_token=False),
     Rule("POST", "/auth/logout", Access.PUBLIC, Service.AUTH, reads_token=False),
     Rule("GET", "/auth/jwks.json", Access.PUBLIC, Service.AUTH, reads_token=False),

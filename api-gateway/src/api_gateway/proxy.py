@@ -9,24 +9,26 @@ within UPSTREAM_TIMEOUT) or 502 (anything else), never a hang.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from enum import Enum
 
 from starlette.types import Receive, Scope
 
 from api_gateway.connection import ConnectFailed, UpstreamBroken, UpstreamTimedOut
 from api_gateway.exceptions import BadGateway, BodyTooLarge, UpstreamTimeout, UpstreamUnavailable
-from api_gateway.headers import ForwardedFor, RequestHeaders
+from api_gateway.headers import ClientAddress, RequestHeaders
 from api_gateway.jwks import Identity
 from api_gateway.metrics import RequestMetrics
 from api_gateway.policy import Service
-from api_gateway.responses import Exchange
+from api_gateway.responses import SECURITY_HEADER_NAMES, Exchange
 from api_gateway.upstream import Body, Upstream
 from shop_common.credential import CREDENTIAL_HEADER, Caller, CredentialSigner
 
 BUFFERED_BODY_LIMIT = 64 * 1024  # bodies up to this size go upstream in one write
 _CREDENTIAL = CREDENTIAL_HEADER.encode()
-# Hop-by-hop, or set by our own server (date, server), or ours to set (request id, CORS).
-RESPONSE_DROPPED = frozenset(
+# Hop-by-hop, or set by our own server (date, server), or ours to set (request id, CORS,
+# security headers).
+RESPONSE_DROPPED = SECURITY_HEADER_NAMES | frozenset(
     {
         b"connection",
         b"keep-alive",
@@ -46,12 +48,15 @@ class ClientDisconnected(Exception):
     """The client went away while sending its body: nobody is left to answer."""
 
 
+class Unread(Enum):
+    BODY = "unread"  # forward reads (and streams) the body itself
+
+
 class Proxy:
     def __init__(
         self,
         upstreams: Mapping[Service, Upstream],
         signer: CredentialSigner,
-        forwarded: ForwardedFor,
         metrics: RequestMetrics,
         *,
         timeout: float,
@@ -59,7 +64,6 @@ class Proxy:
     ) -> None:
         self._upstreams = upstreams
         self._signer = signer
-        self._forwarded = forwarded
         self._metrics = metrics
         self._timeout = timeout
         self._max_body = max_body
@@ -73,21 +77,31 @@ class Proxy:
         path: str,
         headers: RequestHeaders,
         identity: Identity | None,
+        client: ClientAddress,
+        *,
+        body: bytes | None | Unread = Unread.BODY,
+        email_retry_after: int | None = None,
+        on_status: Callable[[int], Awaitable[None]] | None = None,
     ) -> None:
-        body, body_length = await self._request_body(receive, headers)
+        """Forward the request and relay the response; `on_status` learns the upstream's
+        status before the client does (so a client's next request sees its effect)."""
+        body_length = None
+        if body is Unread.BODY:
+            sent, body_length = await self._request_body(receive, headers)
+        else:
+            sent = body
         out = headers.forward
-        peer = scope["client"][0] if scope.get("client") else None
-        _, chain = self._forwarded.client_and_chain(peer, headers.forwarded_for)
         proto = headers.forwarded_proto
-        if proto is None or not self._forwarded.trusts(peer):
+        if proto is None or not client.via_trusted_proxy:
             proto = scope["scheme"].encode("ascii")
         out.append((b"x-request-id", exchange.id_header))
         out.append((b"x-forwarded-proto", proto))
-        if chain is not None:
-            out.append((b"x-forwarded-for", chain))
+        if client.forwarded_for is not None:
+            out.append((b"x-forwarded-for", client.forwarded_for))
         if headers.host is not None:
             out.append((b"x-forwarded-host", headers.host))
-        out.append((_CREDENTIAL, self._credential(service, identity, exchange.request_id)))
+        credential = self._credential(service, identity, exchange.request_id, email_retry_after)
+        out.append((_CREDENTIAL, credential))
 
         query = scope["query_string"]
         target = path.encode("ascii") + (b"?" + query if query else b"")
@@ -97,7 +111,7 @@ class Proxy:
         sent_at = time.perf_counter()
         try:
             response = await upstream.request(
-                method, target, out, body, timeout=self._timeout, body_length=body_length
+                method, target, out, sent, timeout=self._timeout, body_length=body_length
             )
         except ConnectFailed as exc:
             self._metrics.upstream_error(service, "connect")
@@ -110,6 +124,8 @@ class Proxy:
             raise BadGateway() from exc
         self._metrics.upstream_latency(service, time.perf_counter() - sent_at)
         try:
+            if on_status is not None:
+                await on_status(response.status)
             await self._relay(response.status, response.headers, exchange)
             if head_only:
                 await exchange.body(b"")
@@ -126,9 +142,20 @@ class Proxy:
         finally:
             response.release()
 
-    def _credential(self, service: Service, identity: Identity | None, request_id: str) -> bytes:
+    def _credential(
+        self,
+        service: Service,
+        identity: Identity | None,
+        request_id: str,
+        email_retry_after: int | None,
+    ) -> bytes:
         if identity is None:
-            caller = Caller(user_id=None, role=None, request_id=request_id)
+            caller = Caller(
+                user_id=None,
+                role=None,
+                request_id=request_id,
+                email_retry_after=email_retry_after,
+            )
         else:
             caller = Caller(
                 user_id=identity.user_id,
@@ -137,6 +164,18 @@ class Proxy:
                 session_id=identity.session_id,
             )
         return self._signer.mint(audience=service.value, caller=caller).encode("ascii")
+
+    async def read_whole_body(self, receive: Receive, headers: RequestHeaders) -> bytes | None:
+        """The whole body (login, register: the gateway reads their email), ≤ max_body."""
+        declared = headers.content_length
+        if declared is not None:
+            if not declared.isdigit() or int(declared) > self._max_body:
+                raise BodyTooLarge()
+            if int(declared) == 0:
+                return None
+        elif headers.transfer_encoding is None:
+            return None
+        return await self._read_all(receive)
 
     @staticmethod
     async def _relay(

@@ -2,6 +2,8 @@
 
 Each instance's own /ready is probed (no credential needed there); a service is "ok"
 when all its instances answer 200, "degraded" when some do, "unavailable" when none.
+With REDIS_URL, "redis" is "ok" or "degraded" (limits in-process, revocations from
+auth-service): the gateway still works, so a Redis outage never makes it unready.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from api_gateway.connection import UpstreamError
+from api_gateway.redis_link import RedisLink
 from api_gateway.upstream import ConnectionPool, Upstream, fetch
 
 PROBE_TIMEOUT_CAP = 2.0
@@ -20,9 +23,15 @@ READY_STATES = frozenset({"ok", "degraded"})
 
 class Readiness:
     def __init__(
-        self, upstreams: Mapping[str, Upstream], *, cache_seconds: float, timeout: float
+        self,
+        upstreams: Mapping[str, Upstream],
+        *,
+        cache_seconds: float,
+        timeout: float,
+        redis: RedisLink | None = None,
     ) -> None:
         self._upstreams = upstreams
+        self._redis = redis
         self._cache_seconds = cache_seconds
         self._timeout = min(timeout, PROBE_TIMEOUT_CAP)
         self._report: dict[str, Any] | None = None
@@ -46,6 +55,8 @@ class Readiness:
             )
             checks = {name: state for name, (state, _) in zip(names, results, strict=True)}
             instances = {name: each for name, (_, each) in zip(names, results, strict=True)}
+            if self._redis is not None:
+                checks["redis"] = await self._redis.check()
             ready = all(state in READY_STATES for state in checks.values())
             report = {
                 "status": "ready" if ready else "unavailable",

@@ -1,4 +1,5 @@
-"""One request's response side: every response carries X-Request-ID (and CORS headers)."""
+"""One request's response side: every response carries X-Request-ID, the security
+headers, and CORS headers for an allowed origin."""
 
 from __future__ import annotations
 
@@ -8,12 +9,33 @@ from shop_common.problems import PROBLEM_CONTENT_TYPE, Problem, problem_body
 
 _PROBLEM_TYPE = PROBLEM_CONTENT_TYPE.encode()
 CLIENT_CLOSED = 499  # logged when the client went away before any response (nginx's code)
+# The API answers JSON only: nothing may load, run or frame. A route serving a page (the
+# API docs) sets its own policy on the exchange.
+JSON_CSP = b"default-src 'none'; frame-ancestors 'none'"
+SECURITY_HEADERS = (
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+)
+# Set by the gateway alone: an upstream's own values are dropped.
+SECURITY_HEADER_NAMES = frozenset(
+    {name for name, _ in SECURITY_HEADERS} | {b"content-security-policy"}
+)
 
 
 class Exchange:
     """What the access log and metrics need to know, and the way to answer."""
 
-    __slots__ = ("_id_header", "_send", "extra_headers", "request_id", "route", "status", "user_id")
+    __slots__ = (
+        "_id_header",
+        "_send",
+        "content_security_policy",
+        "extra_headers",
+        "request_id",
+        "route",
+        "status",
+        "user_id",
+    )
 
     def __init__(self, send: Send, request_id: str) -> None:
         self._send = send
@@ -23,6 +45,7 @@ class Exchange:
         self.route: str | None = None
         self.status: int | None = None  # set once the response has started
         self.user_id: str | None = None
+        self.content_security_policy = JSON_CSP
 
     @property
     def id_header(self) -> bytes:
@@ -34,6 +57,8 @@ class Exchange:
 
     async def start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
         headers.append((b"x-request-id", self._id_header))
+        headers.extend(SECURITY_HEADERS)
+        headers.append((b"content-security-policy", self.content_security_policy))
         if self.extra_headers:
             headers.extend(self.extra_headers)
         self.status = status

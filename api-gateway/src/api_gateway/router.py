@@ -1,8 +1,10 @@
 """Every request's path through the gateway, checks in the contract's order.
 
-404 unknown path, 405, 401, 403 by role, (429 by address: the rate-limit issue), then
-the proxy (413, forwarding). The gateway's own /health, /ready and /metrics are
-answered here; nothing else is, so a request either matches the policy table or is 404.
+404 unknown path, 405, 401 (revoked sessions included), 403 by role, 429 by address,
+then the proxy (413, forwarding; 415, 400, 422 and 429 by email are the service's, told
+by the credential when an email's limit is reached). The gateway's own /health, /ready
+and /metrics are answered here, never rate limited; nothing else is, so a request
+either matches the policy table or is 404.
 """
 
 from __future__ import annotations
@@ -23,13 +25,14 @@ from api_gateway.exceptions import (
     RoleForbidden,
     RouteNotFound,
 )
-from api_gateway.headers import RequestHeaders, bearer_token
+from api_gateway.headers import ForwardedFor, RequestHeaders, bearer_token
 from api_gateway.jwks import Identity, TokenVerifier
 from api_gateway.metrics import IN_FLIGHT, RequestMetrics
-from api_gateway.policy import Access, PolicyTable, Rule
+from api_gateway.policy import Access, PolicyTable, Rule, Throttle
 from api_gateway.proxy import ClientDisconnected, Proxy
 from api_gateway.readiness import Readiness
 from api_gateway.responses import CLIENT_CLOSED, Exchange
+from api_gateway.throttling import Throttling, email_of
 from shop_common.logging import request_id_var, user_id_var
 from shop_common.problems import Problem
 from shop_common.request_context import sane_request_id
@@ -55,8 +58,12 @@ class Router:
         readiness: Readiness,
         cors: CorsPolicy,
         metrics: RequestMetrics,
+        forwarded: ForwardedFor,
+        throttling: Throttling,
     ) -> None:
         self._policy = policy
+        self._forwarded = forwarded
+        self._throttling = throttling
         self._tokens = tokens
         self._proxy = proxy
         self._readiness = readiness
@@ -129,7 +136,41 @@ class Router:
             user_id_var.set(identity.user_id)
         if rule.access is Access.ADMIN and not (identity is not None and identity.is_admin):
             raise RoleForbidden()
-        await self._proxy.forward(scope, receive, exchange, rule.service, path, headers, identity)
+        client = self._forwarded.resolve(
+            scope["client"][0] if scope.get("client") else None, headers.forwarded_for
+        )
+        address = client.address or "unknown"
+        throttling = self._throttling
+        await throttling.check_address(rule.throttle, address, rule.template)
+        if rule.throttle is Throttle.GENERAL:
+            await self._proxy.forward(
+                scope, receive, exchange, rule.service, path, headers, identity, client
+            )
+            return
+        body = await self._proxy.read_whole_body(receive, headers)
+        email = email_of(body, headers.content_type)
+        wait = None
+        if email is not None:
+            wait = await throttling.email_retry_after(rule.throttle, email, address)
+
+        async def count_failed_login(status: int) -> None:
+            if status == 401 and email is not None:
+                await throttling.login_failed(email)
+
+        counts_failures = rule.throttle is Throttle.LOGIN and email is not None and wait is None
+        await self._proxy.forward(
+            scope,
+            receive,
+            exchange,
+            rule.service,
+            path,
+            headers,
+            identity,
+            client,
+            body=body,
+            email_retry_after=wait,
+            on_status=count_failed_login if counts_failures else None,
+        )
 
     async def _authenticate(self, rule: Rule, headers: RequestHeaders) -> Identity | None:
         """401 when the route needs a token and there is none; any token given must be valid."""

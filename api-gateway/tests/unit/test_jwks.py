@@ -237,14 +237,66 @@ async def test_known_keys_survive_a_failed_refresh(tokens, signing_key, new_key)
     assert (await verifier.verify(tokens.token(sub="still-fine"))).user_id == "still-fine"
 
 
-async def test_old_keys_are_refreshed_in_the_background(tokens, signing_key) -> None:
+async def test_the_keys_are_refetched_periodically_and_a_retired_key_drops_out(
+    tokens, signing_key, new_key
+) -> None:
+    retiring = new_key()
+    server = KeyServer(signing_key, retiring)
+    cache = JwksCache(server, refetch_interval=60.0, max_age=0.02)
+    verifier = TokenVerifier(cache, issuer="shop-auth", audience="shop-api")
+    old_token = tokens.token(key=retiring)
+    await verifier.verify(old_token)  # verified, and now cached
+    server.keys.remove(retiring)
+    refresher = asyncio.create_task(cache.keep_fresh())
+    try:
+        while server.fetches < 3:
+            await asyncio.sleep(0.01)
+    finally:
+        refresher.cancel()
+    with pytest.raises(InvalidToken):
+        await verifier.verify(old_token)  # not answered from the cache any more
+    assert (await verifier.verify(tokens.token(sub="current"))).user_id == "current"
+
+
+async def test_the_refresher_retries_every_second_until_the_keys_first_load(
+    tokens, signing_key, monkeypatch
+) -> None:
+    monkeypatch.setattr("api_gateway.jwks.NEVER_LOADED_RETRY_SECONDS", 0.01)
     server = KeyServer(signing_key)
-    verifier = verifier_for(server, max_age=0.01)
-    await verifier.verify(tokens.token())
-    await asyncio.sleep(0.02)
-    await verifier.verify(tokens.token())  # answered from the old set at once
-    await asyncio.sleep(0.01)
-    assert server.fetches == 2
+    server.fail = True
+    cache = JwksCache(server, refetch_interval=60.0, max_age=60.0)
+    refresher = asyncio.create_task(cache.keep_fresh())
+    try:
+        while server.fetches < 3:
+            await asyncio.sleep(0.01)
+        server.fail = False
+        while server.fetches < 4:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+    finally:
+        refresher.cancel()
+    assert server.fetches == 4  # loaded: the next refresh is a minute away
+    verifier = TokenVerifier(cache, issuer="shop-auth", audience="shop-api")
+    assert (await verifier.verify(tokens.token(sub="loaded"))).user_id == "loaded"
+
+
+async def test_a_revoked_session_is_refused_even_when_its_token_is_cached(
+    tokens, signing_key
+) -> None:
+    revoked: set[str] = set()
+    cache = JwksCache(KeyServer(signing_key), refetch_interval=60.0, max_age=60.0)
+    verifier = TokenVerifier(cache, issuer="shop-auth", audience="shop-api", revoked=revoked)
+    token = tokens.token(sid="session-to-end")
+    assert (await verifier.verify(token)).session_id == "session-to-end"
+    other = tokens.token(sid="session-that-lives")
+    await verifier.verify(other)
+    revoked.add("session-to-end")
+    with pytest.raises(InvalidToken) as refused:
+        await verifier.verify(token)
+    assert refused.value.reason == "revoked session"
+    with pytest.raises(InvalidToken):
+        await verifier.verify(tokens.token(sid="session-to-end"))  # a fresh token too
+    assert (await verifier.verify(other)).session_id == "session-that-lives"
 
 
 def test_the_jwks_parser_keeps_only_ed25519_signing_keys(signing_key) -> None:
