@@ -48,16 +48,26 @@ def alembic_config(script_location: Path, database_url: str) -> Config:
 
 
 @functools.cache
-def head_revision(script_location: Path) -> str | None:
-    """The newest migration on disk; read once per process, the files do not change."""
+def _scripts(script_location: Path) -> tuple[str | None, frozenset[str]]:
+    """Head and every known revision; read once per process, the files do not change."""
     config = Config()
     config.set_main_option("script_location", str(script_location))
-    return ScriptDirectory.from_config(config).get_current_head()
+    scripts = ScriptDirectory.from_config(config)
+    known = frozenset(rev.revision for rev in scripts.walk_revisions())
+    return scripts.get_current_head(), known
+
+
+def head_revision(script_location: Path) -> str | None:
+    return _scripts(script_location)[0]
 
 
 async def schema_state(engine: AsyncEngine, script_location: Path, version_table: str) -> str:
-    """ "ok" when the database answers and is at the latest migration."""
-    head = head_revision(script_location)
+    """Whether the database answers and is at (or past) this code's latest migration.
+
+    A revision this code does not know is a newer release's: during a rolling update the
+    old replicas must stay ready after the new release migrated (migrations are additive).
+    """
+    head, known = _scripts(script_location)
     try:
         async with engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
@@ -73,4 +83,6 @@ async def schema_state(engine: AsyncEngine, script_location: Path, version_table
         return "migration_pending"  # answers, but nothing migrated yet
     except Exception:
         return "unavailable"
-    return "ok" if revision == head else "migration_pending"
+    if revision == head or (revision is not None and revision not in known):
+        return "ok"
+    return "migration_pending"
