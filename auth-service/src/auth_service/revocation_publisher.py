@@ -135,7 +135,7 @@ class RevocationPublisher:
             self._failed("unexpected", exc)
         else:
             if self.problem is not None:
-                logger.info("revocations reach Redis again", extra={"after": self.problem})
+                logger.info("publishing revocations again", extra={"after": self.problem})
             self.problem = None
 
     async def tick(self) -> None:
