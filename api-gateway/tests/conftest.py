@@ -3,6 +3,9 @@
 The fake upstreams are raw ASGI apps served by uvicorn in the test's own event loop;
 they record every request and answer with an echo of it, or as a query parameter
 asks: `delay` (seconds before answering), `size` (bytes of body, streamed), `status`.
+Like auth-service, a request whose credential carries `era` (an exhausted per-email
+limit) gets 429 with that Retry-After, unless the test asked for an error status (the
+body's validation comes first). `/internal/revocations` lists `revocations`.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qs
@@ -49,6 +53,14 @@ class Recorded:
         values = [value for key, value in self.headers if key == name]
         return values[0] if values else None
 
+    def credential_claims(self) -> dict[str, Any]:
+        """The gateway credential's claims (the gateway's own tests check its signature)."""
+        credential = self.header("x-gateway-credential")
+        if credential is None:
+            return {}
+        claims: dict[str, Any] = jwt.decode(credential, options={"verify_signature": False})
+        return claims
+
 
 @dataclass
 class FakeUpstream:
@@ -58,6 +70,8 @@ class FakeUpstream:
     ready_status: int = 200
     jwks_status: int = 200
     requests: list[Recorded] = field(default_factory=list)
+    # (sid, revoked_at as RFC 3339) pairs served at /internal/revocations
+    revocations: list[tuple[str, str]] = field(default_factory=list)
     url: str = ""
 
     def reset(self, *, jwks: dict[str, Any] | None = None) -> None:
@@ -65,6 +79,15 @@ class FakeUpstream:
         self.ready_status = 200
         self.jwks_status = 200
         self.requests = []
+        self.revocations = []
+
+    def revoke(self, sid: str) -> None:
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        self.revocations.append((sid, now))
+
+    @property
+    def revocation_polls(self) -> list[Recorded]:
+        return [r for r in self.requests if r.path == "/internal/revocations"]
 
     @property
     def forwarded(self) -> list[Recorded]:
@@ -104,9 +127,18 @@ class FakeUpstream:
         if scope["path"] == "/auth/jwks.json":
             await _json(send, self.jwks_status, self.jwks)
             return
+        if scope["path"] == "/internal/revocations":
+            revoked = [{"sid": sid, "revoked_at": at} for sid, at in self.revocations]
+            as_of = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            await _json(send, 200, {"revoked_sessions": revoked, "as_of": as_of})
+            return
         if "delay" in query:
             await asyncio.sleep(float(query["delay"]))
         status = int(query.get("status", 200))
+        era = recorded.credential_claims().get("era")
+        if era is not None and status in (200, 201, 401, 409):
+            await _json(send, 429, {"status": 429}, extra=[(b"retry-after", b"%d" % era)])
+            return
         if "size" in query:
             await _stream(send, status, int(query["size"]), chunked="chunked" in query)
             return
