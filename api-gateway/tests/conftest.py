@@ -2,7 +2,8 @@
 
 The fake upstreams are raw ASGI apps served by uvicorn in the test's own event loop;
 they record every request and answer with an echo of it, or as a query parameter
-asks: `delay` (seconds before answering), `size` (bytes of body, streamed), `status`.
+asks: `delay` (seconds before answering), `size` (bytes of body, streamed), `status`,
+`header` (`name:value`, added to the response; repeatable).
 Like auth-service, a request whose credential carries `era` (an exhausted per-email
 limit) gets 429 with that Retry-After, unless the test asked for an error status (the
 body's validation comes first). `/internal/revocations` lists `revocations`.
@@ -151,7 +152,14 @@ class FakeUpstream:
                 "query": recorded.query.decode(),
                 "body_length": len(recorded.body),
             },
-            extra=[(b"x-request-id", b"upstream-says-other"), (b"server", b"fake")],
+            extra=[(b"x-request-id", b"upstream-says-other"), (b"server", b"fake")]
+            + [
+                (name.encode(), value.encode())
+                for name, _, value in (
+                    header.partition(":")
+                    for header in parse_qs(scope["query_string"].decode()).get("header", [])
+                )
+            ],
         )
 
 

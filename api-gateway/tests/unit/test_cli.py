@@ -31,6 +31,7 @@ def test_serve_runs_the_app_factory_on_uvloop_and_httptools(
     assert (call["loop"], call["http"]) == ("uvloop", "httptools")
     assert call["access_log"] is False
     assert call["proxy_headers"] is False
+    assert call["server_header"] is False  # no Server header naming uvicorn's version
 
 
 def test_an_unknown_command_is_refused(uvicorn_calls: list[dict[str, Any]]) -> None:

@@ -23,6 +23,10 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         "UPSTREAM_TIMEOUT",
         "RATE_LIMIT_PER_ADDRESS",
         "RATE_LIMIT_LOGIN_PER_EMAIL",
+        "REDIS_URL",
+        "REVOCATION_REDIS_KEY",
+        "RATE_LIMIT_KEY_PREFIX",
+        "JWKS_MAX_AGE",
     ):
         monkeypatch.delenv(name, raising=False)
 
@@ -42,6 +46,26 @@ def test_defaults_follow_the_contract() -> None:
     assert settings.rate_limit_register_per_email == Rate(5, 3600)
     assert settings.rate_limit_register_per_address == Rate(20, 3600)
     assert settings.rate_limit_per_address == Rate(1200, 60)
+    assert settings.redis_url is None
+    assert settings.revocation_redis_key == "shop:revoked-sessions"  # as auth-service's
+    assert settings.rate_limit_key_prefix == "shop:ratelimit"
+    assert settings.revocation_poll_seconds == 1.0
+    assert settings.access_token_ttl_seconds == 900
+    assert settings.jwks_max_age == 60
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        pytest.param("redis://cache:6379/0", "redis://cache:6379/0", id="redis"),
+        pytest.param("rediss://cache:6380/1", "rediss://cache:6380/1", id="tls"),
+        pytest.param("unix:///run/redis.sock", "unix:///run/redis.sock", id="socket"),
+        pytest.param("", None, id="empty-is-unset"),
+    ],
+)
+def test_redis_url(monkeypatch: pytest.MonkeyPatch, value: str, expected: str | None) -> None:
+    monkeypatch.setenv("REDIS_URL", value)
+    assert Settings().redis_url == expected
 
 
 def test_a_service_port_alone_moves_the_gateways_target(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -93,6 +117,8 @@ def test_lists_and_limits_are_read_from_the_environment(monkeypatch: pytest.Monk
         pytest.param("RATE_LIMIT_LOGIN_PER_ADDRESS", "lots", id="bad-rate"),
         pytest.param("UPSTREAM_TIMEOUT", "0", id="zero-timeout"),
         pytest.param("GATEWAY_PORT", "70000", id="port-out-of-range"),
+        pytest.param("REDIS_URL", "http://cache:6379", id="redis-url-not-redis"),
+        pytest.param("REVOCATION_POLL_SECONDS", "5", id="revocation-poll-too-slow"),
     ],
 )
 def test_invalid_settings_stop_the_start(
