@@ -1,10 +1,13 @@
 """`--profile`: where each process spends its CPU during each scenario, sampled by py-spy.
 
 After the measured rounds (so sampling never touches the figures), every scenario runs
-once more while py-spy records the gateway and the services at 100 Hz without pausing
-them. The collapsed stacks are kept under bench/results/profiles/ (flamegraph.pl or
-speedscope read them) and summarised: the share of samples in which each package is on
-the stack, and the functions that were running.
+once more while py-spy records the gateway and the services at 100 Hz: only the thread
+holding the GIL (Python's CPU time; a thread waiting for work or in bcrypt, which
+releases the GIL, is not sampled), pausing the process for a moment per sample (without
+that, half the stacks came back cut short).
+The collapsed stacks are kept under bench/results/profiles/ (flamegraph.pl or speedscope
+read them) and summarised: the share of samples in which each package is on the stack,
+the packages and the functions that were running.
 """
 
 from __future__ import annotations
@@ -42,9 +45,9 @@ async def start(binary: str, pid: int, seconds: float, output: Path) -> asyncio.
         str(max(int(seconds), 1)),
         "--rate",
         str(RATE_HZ),
+        "--gil",
         "--format",
         "raw",
-        "--nonblocking",
         "--output",
         str(output),
         stdin=asyncio.subprocess.DEVNULL,
@@ -80,6 +83,7 @@ def summarize(raw: Path, top: int = 12) -> str:
         return "  (no samples)"
     inclusive: collections.Counter[str] = collections.Counter()
     running: collections.Counter[str] = collections.Counter()
+    own: collections.Counter[str] = collections.Counter()
     total = 0
     for line in raw.read_text(errors="replace").splitlines():
         stack, _, count_text = line.rpartition(" ")
@@ -94,12 +98,15 @@ def summarize(raw: Path, top: int = 12) -> str:
         leaf = frames[-1] if frames else None
         if leaf:
             running[f"{leaf['function']} ({leaf['file']})"] += count
+            own[_package(leaf["file"])] += count
     if not total:
         return "  (no samples: the process was idle)"
     lines = [f"  {total} samples; packages on the stack (inclusive):"]
     lines += [
         f"    {count / total:6.1%}  {package}" for package, count in inclusive.most_common(top)
     ]
+    lines.append("  packages running (self):")
+    lines += [f"    {count / total:6.1%}  {package}" for package, count in own.most_common(top)]
     lines.append("  functions running (self):")
     lines += [f"    {count / total:6.1%}  {name}" for name, count in running.most_common(top)]
     return "\n".join(lines)

@@ -25,6 +25,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench.console import say
@@ -206,6 +207,14 @@ class Launch:
         try:
             async with engine.connect() as connection:
                 await connection.exec_driver_sql(statement)
+        except (OSError, DBAPIError) as exc:
+            shown = make_url(self.base_url).render_as_string(hide_password=True)
+            raise SystemExit(
+                f"PostgreSQL at {shown} refused `{statement}`: {exc.__class__.__name__}: "
+                f"{str(exc).splitlines()[0]}\nStart PostgreSQL, or set BENCH_DATABASE_URL to a "
+                "server where this user may create databases "
+                "(postgresql+asyncpg://user:password@host:port/postgres)."
+            ) from None
         finally:
             await engine.dispose()
 
