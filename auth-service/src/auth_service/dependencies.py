@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth_service.exceptions import NotAuthenticated
+from auth_service.exceptions import EmailRateLimited, NotAuthenticated
 from auth_service.models import Account
 from auth_service.service import AuthService
 from auth_service.signing_keys import KeyRing
@@ -55,3 +55,13 @@ async def _admin_account(caller: CallerDep, session: SessionDep, service: Servic
 
 CurrentAccountDep = Annotated[Account, Depends(_current_account)]
 AdminDep = Annotated[Account, Depends(_admin_account)]
+
+
+def refuse_when_email_limited(caller: Caller) -> None:
+    """429 when the gateway marked this email's limit as exhausted.
+
+    Called inside the endpoint, after FastAPI validated the body: the contract ranks 422
+    above the per-email 429 (a dependency would run before the body is validated).
+    """
+    if caller.email_retry_after is not None:
+        raise EmailRateLimited(caller.email_retry_after)

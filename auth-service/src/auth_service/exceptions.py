@@ -9,6 +9,8 @@ Problem (shop_common.problems)
   EmailAlreadyRegistered      409  the email is taken, whatever its case
   LastAdminDemotion           409  demoting the only remaining ADMIN
   InvalidCursor               422  a users-page cursor this API did not make
+  EmailRateLimited            429  the gateway found this email's login/register limit
+                                   exhausted; answered after validation (422 wins)
 """
 
 from __future__ import annotations
@@ -71,4 +73,14 @@ class InvalidCursor(Problem):
         super().__init__(
             "The request is not valid.",
             errors=[{"field": "query.cursor", "message": "not a cursor from this API"}],
+        )
+
+
+class EmailRateLimited(Problem):
+    status = 429
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            "Too many attempts for this email; try again later.",
+            headers={"Retry-After": str(max(1, retry_after))},
         )

@@ -9,10 +9,12 @@ from fastapi import APIRouter, Query, Response
 
 from auth_service.dependencies import (
     AdminDep,
+    CallerDep,
     CurrentAccountDep,
     KeyRingDep,
     ServiceDep,
     SessionDep,
+    refuse_when_email_limited,
 )
 from auth_service.schemas import (
     JwkSet,
@@ -46,26 +48,35 @@ def _no_store(response: Response) -> None:
     "/register",
     status_code=201,
     response_model=UserPublic,
-    responses=problem_responses(*_BODY_PROBLEMS, 409),
+    responses=problem_responses(*_BODY_PROBLEMS, 409, 429),
 )
-async def register(body: UserRegister, session: SessionDep, service: ServiceDep) -> UserPublic:
+async def register(
+    body: UserRegister, session: SessionDep, service: ServiceDep, caller: CallerDep
+) -> UserPublic:
     """Create an account. It always gets the USER role; a `role` field is refused (422).
 
     The email is trimmed and lower-cased and must not be registered yet, whatever its
     case (409). The password is 8 to 128 characters after NFKC normalisation.
     """
+    refuse_when_email_limited(caller)
     account = await service.register(session, body)
     return UserPublic.model_validate(account)
 
 
-@router.post("/login", response_model=TokenPair, responses=problem_responses(*_BODY_PROBLEMS))
+@router.post("/login", response_model=TokenPair, responses=problem_responses(*_BODY_PROBLEMS, 429))
 async def login(
-    body: UserLogin, session: SessionDep, service: ServiceDep, response: Response
+    body: UserLogin,
+    session: SessionDep,
+    service: ServiceDep,
+    response: Response,
+    caller: CallerDep,
 ) -> TokenPair:
     """Exchange email and password for an access token and a refresh token.
 
-    An unknown email and a wrong password get the same 401.
+    An unknown email and a wrong password get the same 401. Once an email's failed-login
+    limit is reached, every login for it gets 429 until the window passes.
     """
+    refuse_when_email_limited(caller)
     tokens = await service.login(session, body)
     _no_store(response)
     return tokens
