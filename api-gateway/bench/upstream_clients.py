@@ -26,6 +26,7 @@ RESPONSE = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length
     len(BODY),
     BODY,
 )
+NO_REVOCATIONS = b'{"revoked_sessions": [], "as_of": "2030-01-01T00:00:00Z"}'
 DROPPED = {b"connection", b"keep-alive", b"transfer-encoding", b"date", b"server"}
 VARIANTS = ("none", "httptools-pool", "aiohttp", "httpx")
 
@@ -44,6 +45,11 @@ class TinyUpstream(asyncio.Protocol):
             if head.startswith(b"GET /auth/jwks.json "):
                 self.transport.write(
                     b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%b" % (len(self.jwks), self.jwks)
+                )
+            elif head.startswith(b"GET /internal/revocations"):
+                self.transport.write(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%b"
+                    % (len(NO_REVOCATIONS), NO_REVOCATIONS)
                 )
             else:
                 self.transport.write(RESPONSE)
@@ -224,6 +230,8 @@ def measure_gateway(seconds: int, base_port: int) -> str:
         "PRODUCT_SERVICE_URL": f"http://127.0.0.1:{up_port}",
         "GATEWAY_HOST": "127.0.0.1",
         "GATEWAY_PORT": str(gw_port),
+        # Counted on every request, never reached: the limiter's cost without its 429s.
+        "RATE_LIMIT_PER_ADDRESS": os.environ.get("RATE_LIMIT_PER_ADDRESS", "1000000000 per minute"),
     }
     env["BENCH_JWKS"] = '{"keys": [' + _json(jwk) + "]}"
     here = os.path.abspath(__file__)
@@ -233,7 +241,7 @@ def measure_gateway(seconds: int, base_port: int) -> str:
     )
     base = f"http://127.0.0.1:{gw_port}"
     try:
-        time.sleep(2.0)
+        wait_until_up(f"{base}/health")
         return (
             row("gateway: GET /health (no upstream)", gateway.pid, f"{base}/health", seconds)
             + row(
@@ -252,6 +260,20 @@ def measure_gateway(seconds: int, base_port: int) -> str:
         upstream.terminate()
         gateway.wait()
         upstream.wait()
+
+
+def wait_until_up(url: str, seconds: float = 30.0) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def _b64(data: bytes) -> str:

@@ -150,18 +150,14 @@ class Proxy:
         email_retry_after: int | None,
     ) -> bytes:
         if identity is None:
-            caller = Caller(
-                user_id=None,
-                role=None,
-                request_id=request_id,
-                email_retry_after=email_retry_after,
-            )
+            caller = Caller(None, None, request_id, email_retry_after=email_retry_after)
         else:
             caller = Caller(
                 user_id=identity.user_id,
                 role=identity.role,
                 request_id=request_id,
                 session_id=identity.session_id,
+                email_retry_after=email_retry_after,
             )
         return self._signer.mint(audience=service.value, caller=caller).encode("ascii")
 

@@ -25,7 +25,7 @@ from api_gateway.exceptions import (
     RoleForbidden,
     RouteNotFound,
 )
-from api_gateway.headers import ForwardedFor, RequestHeaders, bearer_token
+from api_gateway.headers import ClientAddress, ForwardedFor, RequestHeaders, bearer_token
 from api_gateway.jwks import Identity, TokenVerifier
 from api_gateway.metrics import IN_FLIGHT, RequestMetrics
 from api_gateway.policy import Access, PolicyTable, Rule, Throttle
@@ -42,6 +42,7 @@ logger = logging.getLogger(__name__)
 _JSON = b"application/json"
 _METRICS_TYPE = CONTENT_TYPE_LATEST.encode()
 OWN_ALLOW = "GET, HEAD"
+UNKNOWN_CLIENT = "unknown"  # no peer address (not over TCP): one shared rate-limit key
 
 
 class UnexpectedError(Problem):
@@ -139,25 +140,44 @@ class Router:
         client = self._forwarded.resolve(
             scope["client"][0] if scope.get("client") else None, headers.forwarded_for
         )
-        address = client.address or "unknown"
-        throttling = self._throttling
-        await throttling.check_address(rule.throttle, address, rule.template)
+        address = client.address or UNKNOWN_CLIENT
+        await self._throttling.check_address(rule.throttle, address, rule.template)
         if rule.throttle is Throttle.GENERAL:
             await self._proxy.forward(
                 scope, receive, exchange, rule.service, path, headers, identity, client
             )
-            return
+        else:
+            await self._forward_with_email_limits(
+                scope, receive, exchange, rule, path, headers, identity, client
+            )
+
+    async def _forward_with_email_limits(
+        self,
+        scope: Scope,
+        receive: Receive,
+        exchange: Exchange,
+        rule: Rule,
+        path: str,
+        headers: RequestHeaders,
+        identity: Identity | None,
+        client: ClientAddress,
+    ) -> None:
+        """Login and register: the body is read whole for its email, whose limit the
+        service enforces after validating the body (the credential's `era`)."""
+        throttling = self._throttling
         body = await self._proxy.read_whole_body(receive, headers)
         email = email_of(body, headers.content_type)
         wait = None
         if email is not None:
+            address = client.address or UNKNOWN_CLIENT
             wait = await throttling.email_retry_after(rule.throttle, email, address)
+        on_status = None
+        if email is not None and wait is None and rule.throttle is Throttle.LOGIN:
 
-        async def count_failed_login(status: int) -> None:
-            if status == 401 and email is not None:
-                await throttling.login_failed(email)
+            async def on_status(status: int) -> None:
+                if status == 401:  # a failed login counts against the email
+                    await throttling.login_failed(email)
 
-        counts_failures = rule.throttle is Throttle.LOGIN and email is not None and wait is None
         await self._proxy.forward(
             scope,
             receive,
@@ -169,7 +189,7 @@ class Router:
             client,
             body=body,
             email_retry_after=wait,
-            on_status=count_failed_login if counts_failures else None,
+            on_status=on_status,
         )
 
     async def _authenticate(self, rule: Rule, headers: RequestHeaders) -> Identity | None:
