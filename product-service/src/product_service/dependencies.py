@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Header, Query, Request
+from pydantic import WithJsonSchema
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from product_service.cursors import (
@@ -72,10 +73,22 @@ def require_admin(actor: ActorDep) -> Actor:
 AdminDep = Annotated[Actor, Depends(require_admin)]
 
 
+# Described as one string (a comma-separated list of ETags, or `*`), as it travels; every
+# line of a repeated header is read.
+_ETAG_LIST_SCHEMA = WithJsonSchema(
+    {"type": "string", "examples": ['"5f0c3a1e9d2b4c7a8e6f1b2c3d4e5f6a-1"', "*"]}
+)
+
+
 def if_match_condition(
     if_match: Annotated[
         list[str] | None,
-        Header(description="ETags (or `*`) the product must still have; else 412."),
+        Header(
+            alias="If-Match",
+            description="ETags (comma-separated) or `*`: the write happens only if one of "
+            "them is the product's current ETag, else 412.",
+        ),
+        _ETAG_LIST_SCHEMA,
     ] = None,
 ) -> Condition | None:
     return parse_condition(if_match or [])
@@ -84,7 +97,12 @@ def if_match_condition(
 def if_none_match_condition(
     if_none_match: Annotated[
         list[str] | None,
-        Header(description="ETags (or `*`) the client holds; 304 when one matches."),
+        Header(
+            alias="If-None-Match",
+            description="ETags (comma-separated) or `*` the client holds: 304 when one "
+            "matches the current ETag (weak comparison).",
+        ),
+        _ETAG_LIST_SCHEMA,
     ] = None,
 ) -> Condition | None:
     return parse_condition(if_none_match or [])

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Response, status
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Response, status
 
 from product_service import service
 from product_service.dependencies import (
@@ -19,11 +21,51 @@ from shop_common.problems import problem_responses
 
 router = APIRouter(prefix="/products", tags=["products"], route_class=JsonRoute)
 
-# Every route can meet the gateway guard (401); bodies can meet the JSON guard.
+# Bodies can meet the JSON guard (400, 413, 415) and validation (422); writes need a
+# signed-in caller (401: the gateway checks first, the service again).
 _BODY_PROBLEMS = (400, 401, 413, 415, 422)
+ProductId = Annotated[
+    str, Path(alias="id", description="The product's id (a UUID; anything else is 404).")
+]
+_ETAG: dict[str, Any] = {
+    "description": "The product's current entity tag, for `If-Match` and `If-None-Match`.",
+    "required": True,
+    "schema": {"type": "string", "examples": ['"5f0c3a1e9d2b4c7a8e6f1b2c3d4e5f6a-1"']},
+}
+_BY_ID = {"id": "$response.body#/id"}
+# OpenAPI links: what a client (or a stateful fuzzer) can do next with the product.
+_LINKS: dict[str, Any] = {
+    "GetProduct": {"operationId": "getProduct", "parameters": _BY_ID},
+    "UpdateProduct": {
+        "operationId": "updateProduct",
+        "parameters": {**_BY_ID, "header.If-Match": "$response.header.ETag"},
+    },
+    "ReplaceProduct": {"operationId": "replaceProduct", "parameters": _BY_ID},
+    "DeleteProduct": {"operationId": "deleteProduct", "parameters": _BY_ID},
+}
 
 
-@router.get("", response_model=ProductPage, responses=problem_responses(401, 422))
+def _product(status_code: int, *, location: bool = False) -> dict[int | str, dict[str, Any]]:
+    headers = {"ETag": _ETAG}
+    if location:
+        headers["Location"] = {
+            "description": "The new product's path, `/products/{id}`.",
+            "required": True,
+            "schema": {
+                "type": "string",
+                "examples": ["/products/5f0c3a1e-9d2b-4c7a-8e6f-1b2c3d4e5f6a"],
+            },
+        }
+    return {status_code: {"headers": headers, "links": _LINKS}}
+
+
+@router.get(
+    "",
+    response_model=ProductPage,
+    operation_id="listProducts",
+    summary="List products",
+    responses=problem_responses(422),
+)
 async def list_products(session: SessionDep, request: ListRequestDep) -> ProductPage:
     """A page of products, newest first unless `sort` says otherwise.
 
@@ -38,15 +80,21 @@ async def list_products(session: SessionDep, request: ListRequestDep) -> Product
 
 
 @router.get(
-    "/{product_id}",
+    "/{id}",
     response_model=ProductPublic,
+    operation_id="getProduct",
+    summary="Get a product",
     responses={
-        304: {"description": "Not Modified: `If-None-Match` names the current ETag"},
-        **problem_responses(401, 404),
+        **_product(200),
+        304: {
+            "description": "Not Modified: `If-None-Match` names the current ETag.",
+            "headers": {"ETag": _ETAG},
+        },
+        **problem_responses(404),
     },
 )
 async def get_product(
-    product_id: str, session: SessionDep, if_none_match: IfNoneMatchDep, response: Response
+    product_id: ProductId, session: SessionDep, if_none_match: IfNoneMatchDep, response: Response
 ) -> ProductPublic | Response:
     """One product, with its `ETag`; 304 when `If-None-Match` matches it (weak comparison)."""
     product = await service.get_product(session, product_id=product_id)
@@ -61,7 +109,9 @@ async def get_product(
     "",
     response_model=ProductPublic,
     status_code=status.HTTP_201_CREATED,
-    responses=problem_responses(*_BODY_PROBLEMS, 409),
+    operation_id="createProduct",
+    summary="Create a product",
+    responses={**_product(201, location=True), **problem_responses(*_BODY_PROBLEMS, 409)},
 )
 async def create_product(
     data: ProductCreate, actor: ActorDep, session: SessionDep, response: Response
@@ -74,12 +124,14 @@ async def create_product(
 
 
 @router.put(
-    "/{product_id}",
+    "/{id}",
     response_model=ProductPublic,
-    responses=problem_responses(*_BODY_PROBLEMS, 403, 404, 409, 412),
+    operation_id="replaceProduct",
+    summary="Replace a product",
+    responses={**_product(200), **problem_responses(*_BODY_PROBLEMS, 403, 404, 409, 412)},
 )
 async def replace_product(
-    product_id: str,
+    product_id: ProductId,
     data: ProductCreate,
     actor: ActorDep,
     session: SessionDep,
@@ -95,12 +147,14 @@ async def replace_product(
 
 
 @router.patch(
-    "/{product_id}",
+    "/{id}",
     response_model=ProductPublic,
-    responses=problem_responses(*_BODY_PROBLEMS, 403, 404, 409, 412),
+    operation_id="updateProduct",
+    summary="Update a product",
+    responses={**_product(200), **problem_responses(*_BODY_PROBLEMS, 403, 404, 409, 412)},
 )
 async def update_product(
-    product_id: str,
+    product_id: ProductId,
     data: ProductUpdate,
     actor: ActorDep,
     session: SessionDep,
@@ -116,12 +170,14 @@ async def update_product(
 
 
 @router.delete(
-    "/{product_id}",
+    "/{id}",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
+    operation_id="deleteProduct",
+    summary="Delete a product",
     responses=problem_responses(401, 403, 404, 412),
     dependencies=[Depends(require_admin)],
 )
-async def delete_product(product_id: str, session: SessionDep, if_match: IfMatchDep) -> None:
+async def delete_product(product_id: ProductId, session: SessionDep, if_match: IfMatchDep) -> None:
     """Delete a product (ADMIN only)."""
     await service.delete_product(session, product_id=product_id, if_match=if_match)

@@ -78,7 +78,14 @@ PriceCents = Annotated[int, BeforeValidator(price_cents), WithJsonSchema(PRICE_S
 Currency = Annotated[
     str,
     AfterValidator(_currency),
-    WithJsonSchema({"type": "string", "pattern": "^[A-Z]{3}$", "examples": ["USD"]}),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "enum": sorted(ISO_4217_CODES),
+            "description": "An ISO 4217 currency code, in capitals.",
+            "examples": ["USD"],
+        }
+    ),
 ]
 Stock = Annotated[StrictInt, Field(ge=0, le=MAX_STOCK)]
 Sku = Annotated[
@@ -95,8 +102,25 @@ Timestamp = Annotated[
 JsonPrice = Annotated[int | float, WithJsonSchema({"type": "number", "examples": [19.99]})]
 
 
+_EXAMPLE_ID = "5f0c3a1e-9d2b-4c7a-8e6f-1b2c3d4e5f6a"
+_EXAMPLE_OWNER = "0d9c8b7a-6f5e-4d3c-9b2a-1f0e9d8c7b6a"
+PRODUCT_EXAMPLE: dict[str, Any] = {
+    "id": _EXAMPLE_ID,
+    "name": "Desk lamp",
+    "description": "Warm light, adjustable arm.",
+    "price": 19.99,
+    "currency": "USD",
+    "stock": 5,
+    "sku": "LAMP-001",
+    "owner_id": _EXAMPLE_OWNER,
+    "created_at": "2025-01-31T09:30:00.000000Z",
+    "updated_at": "2025-02-01T14:05:12.345678Z",
+    "version": 2,
+}
+
+
 def _no_null_defaults(schema: dict[str, Any]) -> None:
-    """OpenAPI for PATCH: fields are optional but not nullable, except sku."""
+    """OpenAPI for PATCH: fields are optional but not nullable, except sku; not empty."""
     for name, field in schema.get("properties", {}).items():
         if name == "sku":
             continue
@@ -104,10 +128,26 @@ def _no_null_defaults(schema: dict[str, Any]) -> None:
         variants = [v for v in field.pop("anyOf", []) if v.get("type") != "null"]
         if len(variants) == 1:
             field.update(variants[0])
+    schema["minProperties"] = 1
+    schema["examples"] = [{"price": 17.5}, {"stock": 0, "sku": None}]
 
 
 class ProductCreate(StrictModel):
     """A whole product: POST creates one, PUT replaces every writable field."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "Desk lamp",
+                    "description": "Warm light, adjustable arm.",
+                    "price": 19.99,
+                    "currency": "USD",
+                    "stock": 5,
+                }
+            ]
+        }
+    )
 
     name: Name
     description: Description = ""
@@ -145,6 +185,8 @@ class ProductUpdate(StrictModel):
 
 
 class ProductPublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [PRODUCT_EXAMPLE]})
+
     id: uuid.UUID
     name: str
     description: str
@@ -175,6 +217,10 @@ class ProductPublic(BaseModel):
 
 
 class ProductPage(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"items": [PRODUCT_EXAMPLE], "next_cursor": None}]}
+    )
+
     items: list[ProductPublic]
     next_cursor: str | None = Field(
         description="Pass as `cursor` for the next page; null when no item remains."

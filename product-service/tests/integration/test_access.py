@@ -169,7 +169,7 @@ async def test_health_ready_and_metrics_need_no_credential(shop: Shop) -> None:
 async def test_the_openapi_document_describes_the_problem_statuses(shop: Shop) -> None:
     response = await shop.client.get("/openapi.json", headers=shop.anonymous())
     document = response.json()
-    patch = document["paths"]["/products/{product_id}"]["patch"]
+    patch = document["paths"]["/products/{id}"]["patch"]
     assert {"200", "400", "401", "403", "404", "409", "412", "415", "422"} <= set(
         patch["responses"]
     )
