@@ -240,7 +240,7 @@ def test_network_policies_let_pods_reach_only_what_they_use(
     documents = rendered[overlay]
     expected = {
         ("Deployment", "api-gateway"): {53, 5001, 5002, 6379},
-        ("Deployment", "auth-service"): {53, 5432},
+        ("Deployment", "auth-service"): {53, 5432, 6379},
         ("Deployment", "product-service"): {53, 5432},
         ("Job", "auth-migrate"): {53, 5432},
         ("Job", "product-migrate"): {53, 5432},
