@@ -92,6 +92,7 @@ class JwksCache:
         self._fetched_at: float | None = None
         self._attempted_at: float | None = None
         self._inflight: asyncio.Task[None] | None = None
+        self._failing = False
         self.fetches = 0
 
     async def key(self, kid: str) -> Ed25519PublicKey:
@@ -132,8 +133,13 @@ class JwksCache:
         try:
             keys = parse_jwks(await self._fetch())
         except Exception as exc:  # the old keys stay; the next miss may try again
-            logger.warning("fetching the JWKS failed", extra={"error": repr(exc)})
+            if not self._failing:  # once per outage: the refresher retries every second
+                logger.warning("fetching the JWKS failed", extra={"error": repr(exc)})
+            self._failing = True
         else:
+            if self._failing:
+                logger.info("the JWKS answers again")
+            self._failing = False
             retired = set(self._keys) - set(keys)
             if keys.keys() != self._keys.keys():
                 logger.info("JWKS loaded", extra={"kids": sorted(keys)})
