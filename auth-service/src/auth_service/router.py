@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 
 from auth_service.dependencies import (
     AdminDep,
@@ -34,8 +34,21 @@ from shop_common.problems import problem_responses
 router = APIRouter(prefix="/auth", tags=["auth"], route_class=JsonRoute)
 internal_router = APIRouter(prefix="/internal", include_in_schema=False)
 
-# Every route can meet the gateway guard (401); bodies can meet the JSON guard.
-_BODY_PROBLEMS = (400, 401, 413, 415, 422)
+# Bodies can meet the JSON guard (400, 413, 415) and validation (422). The gateway guard's
+# 401 is not declared per route: through the gateway a request always has a credential.
+_BODY_PROBLEMS = (400, 413, 415, 422)
+_NO_STORE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "headers": {
+            "Cache-Control": {
+                "description": "`no-store`: no cache may keep tokens.",
+                "required": True,
+                "schema": {"type": "string", "examples": ["no-store"]},
+            }
+        }
+    }
+}
+UserId = Annotated[str, Path(alias="id", description="The user's id (a UUID; else 404).")]
 
 
 def _no_store(response: Response) -> None:
@@ -48,6 +61,8 @@ def _no_store(response: Response) -> None:
     "/register",
     status_code=201,
     response_model=UserPublic,
+    operation_id="register",
+    summary="Register a user",
     responses=problem_responses(*_BODY_PROBLEMS, 409, 429),
 )
 async def register(
@@ -63,7 +78,13 @@ async def register(
     return UserPublic.model_validate(account)
 
 
-@router.post("/login", response_model=TokenPair, responses=problem_responses(*_BODY_PROBLEMS, 429))
+@router.post(
+    "/login",
+    response_model=TokenPair,
+    operation_id="login",
+    summary="Log in",
+    responses={**_NO_STORE, **problem_responses(*_BODY_PROBLEMS, 401, 429)},
+)
 async def login(
     body: UserLogin,
     session: SessionDep,
@@ -82,7 +103,13 @@ async def login(
     return tokens
 
 
-@router.post("/refresh", response_model=TokenPair, responses=problem_responses(*_BODY_PROBLEMS))
+@router.post(
+    "/refresh",
+    response_model=TokenPair,
+    operation_id="refreshTokens",
+    summary="Refresh the tokens",
+    responses={**_NO_STORE, **problem_responses(*_BODY_PROBLEMS, 401)},
+)
 async def refresh(
     body: RefreshTokenRequest, session: SessionDep, service: ServiceDep, response: Response
 ) -> TokenPair:
@@ -99,7 +126,9 @@ async def refresh(
     "/logout",
     status_code=204,
     response_class=Response,
-    responses=problem_responses(400, 401, 413, 415, 422),
+    operation_id="logout",
+    summary="Log out",
+    responses=problem_responses(*_BODY_PROBLEMS),
 )
 async def logout(body: RefreshTokenRequest, session: SessionDep, service: ServiceDep) -> Response:
     """End the session the refresh token belongs to (the user's other sessions live on).
@@ -110,18 +139,30 @@ async def logout(body: RefreshTokenRequest, session: SessionDep, service: Servic
     return Response(status_code=204)
 
 
-@router.get("/me", response_model=UserPublic, responses=problem_responses(401))
+@router.get(
+    "/me",
+    response_model=UserPublic,
+    operation_id="getCurrentUser",
+    summary="The signed-in user",
+    responses=problem_responses(401),
+)
 async def me(account: CurrentAccountDep) -> UserPublic:
     """The signed-in user."""
     return UserPublic.model_validate(account)
 
 
-@router.get("/users", response_model=UserPage, responses=problem_responses(401, 403, 422))
+@router.get(
+    "/users",
+    response_model=UserPage,
+    operation_id="listUsers",
+    summary="List users",
+    responses=problem_responses(401, 403, 422),
+)
 async def list_users(
     _: AdminDep,
     session: SessionDep,
     service: ServiceDep,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    limit: Annotated[int, Query(ge=1, le=100, description="Users per page.")] = 20,
     cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
 ) -> UserPage:
     """Every user, oldest first (by `created_at`, then `id`), one page at a time. ADMIN only."""
@@ -129,13 +170,15 @@ async def list_users(
 
 
 @router.patch(
-    "/users/{user_id}",
+    "/users/{id}",
     response_model=UserPublic,
-    responses=problem_responses(*_BODY_PROBLEMS, 403, 404, 409),
+    operation_id="updateUserRole",
+    summary="Set a user's role",
+    responses=problem_responses(*_BODY_PROBLEMS, 401, 403, 404, 409),
 )
 async def change_role(
     actor: AdminDep,
-    user_id: str,
+    user_id: UserId,
     body: UserRoleUpdate,
     session: SessionDep,
     service: ServiceDep,
@@ -149,7 +192,12 @@ async def change_role(
     return UserPublic.model_validate(account)
 
 
-@router.get("/jwks.json", response_model=JwkSet, responses=problem_responses(401))
+@router.get(
+    "/jwks.json",
+    response_model=JwkSet,
+    operation_id="getJwks",
+    summary="The token signing keys (JWKS)",
+)
 async def jwks(keyring: KeyRingDep, response: Response) -> JwkSet:
     """The public keys that verify access tokens, by `kid`."""
     response.headers["Cache-Control"] = "public, max-age=60"

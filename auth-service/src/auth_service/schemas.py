@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 
 from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic.config import JsonDict
 
 from auth_service import passwords
 from shop_common.models import PlainText, StrictModel, TrimmedText
@@ -94,28 +95,52 @@ OpaqueToken = Annotated[PlainText, AfterValidator(_valid_unicode)]
 UtcTimestamp = Annotated[datetime, PlainSerializer(_rfc3339, return_type=str)]
 Role = Literal["USER", "ADMIN"]
 
+_USER_EXAMPLE: JsonDict = {
+    "id": "0d9c8b7a-6f5e-4d3c-9b2a-1f0e9d8c7b6a",
+    "name": "Ada Lovelace",
+    "email": "ada@example.com",
+    "role": "USER",
+    "created_at": "2025-01-31T09:30:00.123456Z",
+}
+_ACCESS_TOKEN_EXAMPLE = "eyJhbGciOiJFZERTQSIsImtpZCI6IjIwMjUtMDEtMzEiLCJ0eXAiOiJKV1QifQ.e30.c2ln"
+_REFRESH_TOKEN_EXAMPLE = "q3Jd9Zb2x7Vw1Lk8Tn4Rs6Pm0Hc5Fg2Ae9Yu3Oi7Ek1"
+
+
+def _examples(*examples: JsonDict) -> ConfigDict:
+    return ConfigDict(json_schema_extra={"examples": list(examples)})
+
 
 class UserRegister(StrictModel):
+    model_config = _examples(
+        {"name": "Ada Lovelace", "email": "ada@example.com", "password": "correct horse battery"}
+    )
+
     name: Name
     email: NewEmail
     password: NewPassword
 
 
 class UserLogin(StrictModel):
+    model_config = _examples({"email": "ada@example.com", "password": "correct horse battery"})
+
     email: LoginEmail
     password: Password
 
 
 class RefreshTokenRequest(StrictModel):
+    model_config = _examples({"refresh_token": _REFRESH_TOKEN_EXAMPLE})
+
     refresh_token: OpaqueToken
 
 
 class UserRoleUpdate(StrictModel):
+    model_config = _examples({"role": "ADMIN"})
+
     role: Role
 
 
 class UserPublic(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(from_attributes=True, json_schema_extra={"examples": [_USER_EXAMPLE]})
 
     id: uuid.UUID
     name: str
@@ -125,11 +150,23 @@ class UserPublic(BaseModel):
 
 
 class UserPage(BaseModel):
+    model_config = _examples({"items": [_USER_EXAMPLE], "next_cursor": None})
+
     items: list[UserPublic]
     next_cursor: str | None
 
 
 class TokenPair(BaseModel):
+    model_config = _examples(
+        {
+            "access_token": _ACCESS_TOKEN_EXAMPLE,
+            "token_type": "Bearer",
+            "expires_in": 900,
+            "refresh_token": _REFRESH_TOKEN_EXAMPLE,
+            "token": _ACCESS_TOKEN_EXAMPLE,
+        }
+    )
+
     access_token: str
     token_type: Literal["Bearer"] = "Bearer"
     expires_in: int = Field(description="Seconds until the access token expires")
@@ -159,4 +196,19 @@ class Jwk(BaseModel):
 
 
 class JwkSet(BaseModel):
+    model_config = _examples(
+        {
+            "keys": [
+                {
+                    "kty": "OKP",
+                    "crv": "Ed25519",
+                    "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo",
+                    "kid": "2025-01-31",
+                    "alg": "EdDSA",
+                    "use": "sig",
+                }
+            ]
+        }
+    )
+
     keys: list[Jwk]
