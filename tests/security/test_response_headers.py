@@ -57,6 +57,7 @@ def test_a_json_response_may_not_be_framed_or_run_anything(gateway: httpx.Client
     assert "unsafe-eval" not in policy
     assert "unsafe-inline" not in policy
 
+
 def test_errors_carry_no_stack_trace_or_internals(gateway: httpx.Client) -> None:
     for kind, response in responses_of_every_kind(gateway).items():
         if response.status_code < 400:
