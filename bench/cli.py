@@ -176,6 +176,9 @@ async def bench(system: System, options: Options, binary: str, workdir: Path) ->
     def rps(name: str) -> float | None:
         return by_name[name].rps if name in by_name else None
 
+    def cpu(name: str) -> float | None:
+        return by_name[name].cpu_ms_per_request if name in by_name else None
+
     ratios = {
         "gateway_efficiency": report.ratio(rps("get_product_gateway"), rps("get_product_direct")),
         # Cost per page, deep over first: above 1 the deep page is dearer.
@@ -199,6 +202,10 @@ async def bench(system: System, options: Options, binary: str, workdir: Path) ->
         f"login / (cores / one bcrypt verify):              {_fmt(ratios['login_efficiency'])}"
         f"  (cost {rounds_setting}: one verify {bcrypt_s * 1000:.0f} ms, "
         f"ceiling {cores / bcrypt_s:.1f} logins/s)",
+        f"  cross-checks by CPU per request, which a busy machine does not skew: deep page / "
+        f"first page {_fmt(report.ratio(cpu('list_deep_page'), cpu('list_first_page')))}; "
+        f"system CPU per login {_fmt(cpu('login'))} ms vs one bcrypt verify "
+        f"{bcrypt_s * 1000:.0f} ms",
         "idle RSS MB: "
         + ", ".join(f"{name} {mb:.0f}" for name, mb in rss.items())
         + "   peak: "

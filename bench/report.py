@@ -15,6 +15,7 @@ from bench.scenarios import Measurement, Scenario
 RESULTS = Path(__file__).parent / "results"
 CPU_GROUPS = ("api-gateway", "product-service", "auth-service", "launcher", "db", "wrk", "other")
 CPU_HEADINGS = ("gw", "product", "auth", "launch", "db", "wrk", "other")
+SYSTEM_GROUPS = ("api-gateway", "product-service", "auth-service", "launcher", "db")
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,13 @@ class Summary:
     p99_ms: float
     errors: int
     cores: dict[str, float | None]
+
+    @property
+    def cpu_ms_per_request(self) -> float | None:
+        """CPU of the whole system under test (not wrk, not other work) per request."""
+        known = [self.cores.get(group) for group in SYSTEM_GROUPS]
+        used = sum(value for value in known if value is not None)
+        return used / self.rps * 1000 if self.rps else None
 
     @property
     def gateway_us_per_request(self) -> float | None:
@@ -147,7 +155,8 @@ def table(summaries: Sequence[Summary]) -> str:
     head = (
         f"{'scenario':<32} {'req/s':>8} {'(min-max)':>15} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6}"
     )
-    head += "".join(f" {name:>7}" for name in CPU_HEADINGS) + f" {'gw us/req':>9}"
+    head += "".join(f" {name:>7}" for name in CPU_HEADINGS)
+    head += f" {'cpu ms/req':>10} {'gw us/req':>9}"
     lines = [head, "-" * len(head)]
     for summary in summaries:
         spread = f"{summary.rps_min:,.0f}-{summary.rps_max:,.0f}"
@@ -156,11 +165,13 @@ def table(summaries: Sequence[Summary]) -> str:
             f"{summary.p50_ms:>7.2f} {summary.p99_ms:>7.2f} {summary.errors:>6}"
         )
         line += "".join(f" {_cell(summary.cores.get(group), '.2f'):>7}" for group in CPU_GROUPS)
+        line += f" {_cell(summary.cpu_ms_per_request, '.2f'):>10}"
         line += f" {_cell(summary.gateway_us_per_request, '.0f'):>9}"
         lines.append(line)
     lines.append(
         "CPU columns: average cores busy during the runs (all cores busy = the core count); "
-        "other = the rest of the machine."
+        "other = the rest of the machine;\ncpu ms/req = gateway + services + launcher + "
+        "database CPU per request, which other work on the machine does not inflate."
     )
     return "\n".join(lines)
 
