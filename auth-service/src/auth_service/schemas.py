@@ -13,7 +13,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializ
 from pydantic.config import JsonDict
 
 from auth_service import passwords
-from shop_common.models import PlainText, StrictModel, TrimmedText
+from shop_common.models import NOT_BLANK_PATTERN, PlainText, StrictModel, TrimmedText
 
 MAX_EMAIL_LENGTH = 254
 MAX_NAME_LENGTH = 100
@@ -71,7 +71,13 @@ Name = Annotated[
     TrimmedText,
     AfterValidator(_valid_unicode),
     AfterValidator(_length_between(1, MAX_NAME_LENGTH)),
-    Field(json_schema_extra={"minLength": 1, "maxLength": MAX_NAME_LENGTH}),
+    Field(
+        json_schema_extra={
+            "minLength": 1,
+            "maxLength": MAX_NAME_LENGTH,
+            "pattern": NOT_BLANK_PATTERN,
+        }
+    ),
 ]
 NewEmail = Annotated[
     TrimmedText,

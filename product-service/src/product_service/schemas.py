@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import (
@@ -22,13 +23,21 @@ from pydantic import (
 from product_service.currencies import DEFAULT_CURRENCY, ISO_4217_CODES
 from product_service.models import Product
 from product_service.prices import cents_to_json, price_cents
-from shop_common.models import LongText, StrictModel, TrimmedText
+from shop_common.models import (
+    NO_CONTROL_BUT_WHITESPACE_PATTERN,
+    NOT_BLANK_PATTERN,
+    LongText,
+    StrictModel,
+    TrimmedText,
+)
 
 MAX_STOCK = 2_147_483_647
+_INTEGRAL_DIGITS = 18  # far above MAX_STOCK: larger values stay Decimal and are refused
 PRICE_SCHEMA: dict[str, Any] = {
     "type": "number",
     "minimum": 0,
     "maximum": 1_000_000_000,
+    "multipleOf": 0.01,
     "description": "At most 2 decimal places; read and stored exactly, never as a float.",
     "examples": [19.99],
 }
@@ -51,6 +60,18 @@ def _valid_unicode(value: str) -> str:
     return value
 
 
+def _integral(value: object) -> object:
+    """A JSON number without a fraction is an integer however it is written (5.0, 5e0)."""
+    if (
+        isinstance(value, Decimal)
+        and value.is_finite()
+        and value.adjusted() < _INTEGRAL_DIGITS  # never compute with 1e999999999
+        and value == value.to_integral_value()
+    ):
+        return int(value)
+    return value
+
+
 def _currency(value: str) -> str:
     if value not in ISO_4217_CODES:
         raise ValueError("must be an ISO 4217 currency code in capitals, such as USD")
@@ -65,13 +86,17 @@ Name = Annotated[
     TrimmedText,
     AfterValidator(_valid_unicode),
     _length(1, 200, "characters after trimming"),
-    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 200}),
+    WithJsonSchema(
+        {"type": "string", "minLength": 1, "maxLength": 200, "pattern": NOT_BLANK_PATTERN}
+    ),
 ]
 Description = Annotated[
     LongText,
     AfterValidator(_valid_unicode),
     _length(0, 5000),
-    WithJsonSchema({"type": "string", "maxLength": 5000}),
+    WithJsonSchema(
+        {"type": "string", "maxLength": 5000, "pattern": NO_CONTROL_BUT_WHITESPACE_PATTERN}
+    ),
 ]
 # The cents of the price; clients send and read `price`, a JSON number.
 PriceCents = Annotated[int, BeforeValidator(price_cents), WithJsonSchema(PRICE_SCHEMA)]
@@ -87,12 +112,14 @@ Currency = Annotated[
         }
     ),
 ]
-Stock = Annotated[StrictInt, Field(ge=0, le=MAX_STOCK)]
+Stock = Annotated[StrictInt, Field(ge=0, le=MAX_STOCK), BeforeValidator(_integral)]
 Sku = Annotated[
     TrimmedText,
     AfterValidator(_valid_unicode),
     _length(1, 64, "characters after trimming"),
-    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 64}),
+    WithJsonSchema(
+        {"type": "string", "minLength": 1, "maxLength": 64, "pattern": NOT_BLANK_PATTERN}
+    ),
 ]
 Timestamp = Annotated[
     datetime,

@@ -65,6 +65,32 @@ async def test_invalid_prices_get_422_with_the_field(shop: Shop, text: str) -> N
     assert [error["field"] for error in response.json()["errors"]] == ["price"]
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param("5.0", 5, id="integral-fraction"),
+        pytest.param("5e0", 5, id="exponent"),
+        pytest.param("2.147483647e9", 2147483647, id="maximum-with-exponent"),
+        pytest.param("5.5", None, id="fraction"),
+        pytest.param("2147483648.0", None, id="above-maximum"),
+        pytest.param("-1.0", None, id="negative"),
+        pytest.param("1e999999999", None, id="huge-exponent"),
+        pytest.param("1e99999999999999999999", None, id="exponent-beyond-decimal"),
+    ],
+)
+async def test_stock_is_a_json_number_without_a_fraction(
+    shop: Shop, text: str, expected: int | None
+) -> None:
+    body = b'{"name": "Stocked", "price": 1, "stock": ' + text.encode() + b"}"
+    response = await post_raw(shop, body)
+    if expected is None:
+        assert response.status_code == 422, response.text
+        assert [error["field"] for error in response.json()["errors"]] == ["stock"]
+    else:
+        assert response.status_code == 201, response.text
+        assert response.json()["stock"] == expected
+
+
 @pytest.mark.parametrize("text", ["NaN", "Infinity", "-Infinity"])
 async def test_non_finite_json_constants_are_malformed_json(shop: Shop, text: str) -> None:
     response = await post_raw(shop, b'{"name": "Priced", "price": ' + text.encode() + b"}")
@@ -108,7 +134,6 @@ VALID = {"name": "Valid", "price": 1}
         pytest.param({"stock": -1}, "stock", id="negative-stock"),
         pytest.param({"stock": 2147483648}, "stock", id="stock-too-large"),
         pytest.param({"stock": 1.5}, "stock", id="fractional-stock"),
-        pytest.param({"stock": 1.0}, "stock", id="float-stock"),
         pytest.param({"stock": "3"}, "stock", id="string-stock"),
         pytest.param({"stock": True}, "stock", id="bool-stock"),
         pytest.param({"sku": ""}, "sku", id="empty-sku"),
@@ -152,6 +177,9 @@ async def test_invalid_fields_get_422_naming_the_field(
             {"description": " keeps\tspaces "}, {"description": " keeps\tspaces "}, id="d"
         ),
         pytest.param({"stock": 2147483647}, {"stock": 2147483647}, id="max-stock"),
+        # JSON numbers are values: 5.0 and 5e0 are the integer 5 (as 1.000 is the price 1).
+        pytest.param({"stock": 5.0}, {"stock": 5}, id="integral-stock"),
+        pytest.param({"stock": 5e0}, {"stock": 5}, id="exponent-stock"),
         pytest.param({"currency": "JPY"}, {"currency": "JPY"}, id="jpy"),
     ],
 )

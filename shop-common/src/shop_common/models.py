@@ -5,9 +5,17 @@ from __future__ import annotations
 import unicodedata
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 ALLOWED_IN_LONG_TEXT = frozenset("\t\r\n")
+# The same rules as JSON Schema patterns (ECMA-262 syntax), so that generated clients and
+# fuzzers know a control character (Unicode category Cc) is refused.
+NO_CONTROL_PATTERN = r"^[^\u0000-\u001f\u007f-\u009f]*$"
+NO_CONTROL_BUT_WHITESPACE_PATTERN = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$"
+# Single-line text with at least one character that trimming keeps.
+NOT_BLANK_PATTERN = (
+    r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+)
 
 
 class StrictModel(BaseModel):
@@ -37,8 +45,21 @@ def _trimmed(value: str) -> str:
 
 
 # Trimmed single-line text (names, emails); validators run in order: trim, then check.
-TrimmedText = Annotated[str, AfterValidator(_trimmed), AfterValidator(_no_control_characters)]
+TrimmedText = Annotated[
+    str,
+    AfterValidator(_trimmed),
+    AfterValidator(_no_control_characters),
+    Field(json_schema_extra={"pattern": NO_CONTROL_PATTERN}),
+]
 # Plain text that keeps its whitespace.
-PlainText = Annotated[str, AfterValidator(_no_control_characters)]
+PlainText = Annotated[
+    str,
+    AfterValidator(_no_control_characters),
+    Field(json_schema_extra={"pattern": NO_CONTROL_PATTERN}),
+]
 # Multi-line text (descriptions): tab, CR and LF allowed.
-LongText = Annotated[str, AfterValidator(_no_control_characters_but_whitespace)]
+LongText = Annotated[
+    str,
+    AfterValidator(_no_control_characters_but_whitespace),
+    Field(json_schema_extra={"pattern": NO_CONTROL_BUT_WHITESPACE_PATTERN}),
+]
