@@ -19,6 +19,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from shop_common.keys import load_private_key
+from tests.security.forgery import with_signature
 from tests.security.support import (
     Shop,
     admin_tokens,
@@ -165,10 +166,13 @@ def _forged_credentials(shop: Shop, audience: str, admin_id: str) -> dict[str, s
         "expired": credential(real, audience, age=120, sub=admin_id, role="ADMIN"),
         "lifetime-over-60-s": credential(real, audience, lifetime=3600, sub=admin_id, role="ADMIN"),
         "wrong-issuer": credential(real, audience, iss="auth-service", sub=admin_id, role="ADMIN"),
-        "alg-none": jwt.encode(
-            {"iss": "api-gateway", "aud": audience, "sub": admin_id, "role": "ADMIN"},
-            None,
-            algorithm="none",
+        "alg-none": with_signature(
+            {"alg": "none", "typ": "JWT"},
+            jwt.decode(
+                credential(real, audience, sub=admin_id, role="ADMIN"),
+                options={"verify_signature": False},
+            ),
+            "",
         ),
     }
 
