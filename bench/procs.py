@@ -26,15 +26,20 @@ def die_with_parent() -> None:
         libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of every thread of the process so far."""
+def cpu_seconds(pid: int, *, reaped_children: bool = False) -> float | None:
+    """User + system CPU time of every thread of the process so far (and of the children
+    it has waited for, such as the launcher's migration steps)."""
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
             fields = stat.read().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    # After "pid (comm)": state is field 3, utime 14 and stime 15 (1-based, proc(5)).
-    return (int(fields[11]) + int(fields[12])) / TICKS_PER_SECOND
+    # After "pid (comm)": state is field 3, utime 14, stime 15, cutime 16, cstime 17
+    # (1-based, proc(5)).
+    ticks = int(fields[11]) + int(fields[12])
+    if reaped_children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / TICKS_PER_SECOND
 
 
 def memory_mb(pid: int, field: str = "VmRSS") -> float | None:

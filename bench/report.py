@@ -34,9 +34,8 @@ class Summary:
     @property
     def cpu_ms_per_request(self) -> float | None:
         """CPU of the whole system under test (not wrk, not other work) per request."""
-        known = [self.cores.get(group) for group in SYSTEM_GROUPS]
-        used = sum(value for value in known if value is not None)
-        return used / self.rps * 1000 if self.rps else None
+        known = [value for group in SYSTEM_GROUPS if (value := self.cores.get(group)) is not None]
+        return sum(known) / self.rps * 1000 if known and self.rps else None
 
     @property
     def gateway_us_per_request(self) -> float | None:
