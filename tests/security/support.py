@@ -79,8 +79,9 @@ def running_shop(data_dir: Path, **env: str) -> Iterator[Shop]:
 
 
 @contextlib.contextmanager
-def second_gateway(shop: Shop) -> Iterator[str]:
-    """Another gateway process in front of the same auth-service and product-service."""
+def second_gateway(shop: Shop, **overrides: str) -> Iterator[str]:
+    """Another gateway process in front of the same auth-service and product-service,
+    with the system's settings and `overrides`."""
     port = free_port()
     env = {
         **os.environ,
@@ -90,6 +91,7 @@ def second_gateway(shop: Shop) -> Iterator[str]:
         "AUTH_SERVICE_URL": shop.system.auth,
         "PRODUCT_SERVICE_URL": shop.system.product,
         **shop.env,
+        **overrides,
     }
     log_path = shop.data_dir / f"gateway-{port}.log"
     with log_path.open("wb") as log:

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from tests.e2e.conftest import free_port
 from tests.security.support import (
     PASSWORD,
     Account,
@@ -24,6 +25,7 @@ from tests.security.support import (
     random_email,
     register,
     running_shop,
+    second_gateway,
 )
 
 pytestmark = pytest.mark.e2e
@@ -170,6 +172,21 @@ def test_registration_is_limited_per_address_and_per_email(shop: Shop) -> None:
         with shop.client(shop.new_address()) as client:
             per_email.append(sign_up(client, target))
     assert per_email == [201] + [409] * (REGISTER_PER_EMAIL - 1) + [429]
+
+
+def test_a_redis_outage_does_not_lift_the_limits(shop: Shop) -> None:
+    """A gateway whose Redis does not answer is ready (degraded) and limits in-process."""
+    dead_redis = f"redis://127.0.0.1:{free_port()}/0"
+    with second_gateway(shop, REDIS_URL=dead_redis) as url:
+        ready = httpx.get(f"{url}/ready", timeout=5)
+        assert ready.status_code == 200, ready.text
+        assert ready.json()["checks"]["redis"] == "degraded"
+        with shop.client(shop.new_address(), base_url=url) as attacker:
+            statuses = [
+                attempt_login(attacker, random_email()).status_code
+                for _ in range(LOGIN_PER_ADDRESS + 1)
+            ]
+        assert statuses == [401] * LOGIN_PER_ADDRESS + [429]
 
 
 def _log_lines(shop: Shop, request_id: str, within: float = 3.0) -> list[dict[str, object]]:
