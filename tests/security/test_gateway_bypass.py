@@ -9,6 +9,7 @@ credentials it receives).
 
 from __future__ import annotations
 
+import socket
 import time
 import uuid
 from typing import Any
@@ -19,10 +20,12 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from shop_common.keys import load_private_key
-from tests.security.forgery import with_signature
+from tests.security.forgery import parts, sign_eddsa, with_signature
 from tests.security.support import (
     Shop,
     admin_tokens,
+    assert_unauthorized,
+    bearer,
     create_product,
     new_user,
     register,
@@ -237,3 +240,25 @@ def test_internal_and_unlisted_paths_are_not_reachable_through_the_gateway(
     response = gateway.get(raw, headers=admin.headers)
     assert response.status_code == 404, (path, response.text)
     assert "revoked_sessions" not in response.text
+
+
+def test_ssrf_urls_in_tokens_and_host_headers_are_never_fetched(gateway: httpx.Client) -> None:
+    """Nothing a client sends picks a host the gateway talks to: the upstreams and the
+    JWKS come from settings, never from a token's jku/x5u/kid or the Host header."""
+    _, tokens = new_user(gateway)
+    _, claims, _ = parts(tokens.access_token)
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.settimeout(1.5)
+        here = f"127.0.0.1:{listener.getsockname()[1]}"
+        url = f"http://{here}/jwks.json"
+        header = {"alg": "EdDSA", "kid": url, "jku": url, "x5u": url}
+        token = sign_eddsa(header, claims, Ed25519PrivateKey.generate())
+        assert_unauthorized(gateway.get("/auth/me", headers=bearer(token)))
+        for name in ("Host", "X-Forwarded-Host", "X-Original-URL", "X-Rewrite-URL"):
+            listed = gateway.get("/products?limit=1", headers={name: here})
+            assert listed.status_code == 200, (name, listed.text)
+            assert set(listed.json()) == {"items", "next_cursor"}
+        with pytest.raises(TimeoutError):
+            listener.accept()

@@ -105,3 +105,19 @@ def test_mass_assignment_on_role_change_is_refused(gateway: httpx.Client) -> Non
     me = gateway.get("/auth/me", headers=login(gateway, account.email, PASSWORD).headers)
     assert me.json()["email"] == account.email
     assert me.json()["role"] == "USER"
+
+
+def test_excessive_data_exposure_user_responses_hold_no_secret(gateway: httpx.Client) -> None:
+    account, tokens = new_user(gateway)
+    admin = admin_tokens(gateway)
+    user_keys = {"id", "name", "email", "role", "created_at"}
+    me = gateway.get("/auth/me", headers=tokens.headers).json()
+    page = gateway.get("/auth/users", headers=admin.headers, params={"limit": 100}).json()
+    role = gateway.patch(
+        f"/auth/users/{account.id}", headers=admin.headers, json={"role": "USER"}
+    ).json()
+    for user in (me, role, *page["items"]):
+        assert set(user) == user_keys, user
+    for text in (str(me), str(page), str(role)):
+        assert "$2b$" not in text
+        assert PASSWORD not in text

@@ -95,3 +95,10 @@ def test_token_responses_may_not_be_cached(gateway: httpx.Client) -> None:
     for response in (login, refreshed):
         assert response.status_code == 200
         assert "no-store" in response.headers["cache-control"]
+
+
+@pytest.mark.parametrize("method", ["TRACE", "TRACK", "CONNECT", "PROPFIND"])
+def test_unused_methods_are_not_allowed(gateway: httpx.Client, method: str) -> None:
+    response = gateway.request(method, "/products")
+    assert response.status_code in (400, 405, 501), response.text
+    assert "authorization" not in response.text.lower()
