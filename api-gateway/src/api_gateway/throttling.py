@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
+from functools import lru_cache
 
 import orjson
 
@@ -32,6 +34,21 @@ _EMAIL_HASH_KEY = b"shop-auth/audit-email/v1"
 def email_hash(email: str) -> str:
     message = email.encode("utf-8", "surrogatepass")
     return hmac.new(_EMAIL_HASH_KEY, message, hashlib.sha256).hexdigest()[:16]
+
+
+@lru_cache(maxsize=4096)
+def address_key(address: str) -> str:
+    """What a per-address limit counts: an IPv4 address, or an IPv6 address's /64 (one
+    host usually holds a whole /64, so single addresses would let it escape any limit)."""
+    if ":" not in address:
+        return address
+    try:
+        ip = ipaddress.IPv6Address(address.split("%", 1)[0])
+    except ValueError:
+        return address
+    if ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return str(ipaddress.IPv6Network((ip, 64), strict=False))
 
 
 def email_of(body: bytes | None, content_type: bytes | None) -> str | None:
@@ -73,7 +90,7 @@ class Throttling:
         limit = self._per_address[throttle]
         if limit is None:
             return
-        wait = await self.limiter.hit(limit, address)
+        wait = await self.limiter.hit(limit, address_key(address))
         if wait is not None:
             log_security_event(
                 "rate_limited", limit=limit.name, client=address, route=route, retry_after=wait

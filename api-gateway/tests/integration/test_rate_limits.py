@@ -321,3 +321,14 @@ async def test_an_unreachable_redis_leaves_limits_in_process_and_ready_degraded(
     assert ready.json()["checks"]["redis"] == "degraded"
     warnings = [r for r in caplog.records if r.name == "api_gateway.redis_link"]
     assert len(warnings) == 1
+
+
+async def test_ipv6_clients_of_one_64_share_a_limit(make_settings) -> None:
+    statuses = []
+    async with create_app(make_settings(rate_limit_per_address="2 per minute")).running() as app:
+        peers = ("2001:db8:5:6::1", "2001:db8:5:6::2", "2001:db8:5:6:ffff::9", "2001:db8:5:7::1")
+        for peer in peers:
+            transport = httpx.ASGITransport(app=app, client=(peer, 40000))
+            async with httpx.AsyncClient(transport=transport, base_url="http://gw.test") as c:
+                statuses.append((await c.get("/products")).status_code)
+    assert statuses == [200, 200, 429, 200]

@@ -9,6 +9,7 @@ import pytest
 from api_gateway.limiter import InProcessStorage, Limit, Limiter, Strategy, retry_after
 from api_gateway.ratelimit import Rate
 from api_gateway.redis_link import RedisLink
+from api_gateway.throttling import address_key
 
 pytestmark = pytest.mark.anyio
 
@@ -115,3 +116,19 @@ async def test_an_unreachable_redis_falls_back_at_once_and_logs_once(
 @pytest.fixture
 def refused_port(refused_url: str) -> int:
     return int(refused_url.rsplit(":", 1)[1])
+
+
+@pytest.mark.parametrize(
+    ("address", "key"),
+    [
+        pytest.param("203.0.113.7", "203.0.113.7", id="ipv4"),
+        pytest.param("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64", id="ipv6-by-its-64"),
+        pytest.param("2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64", id="same-64"),
+        pytest.param("2001:db8:1:3::1", "2001:db8:1:3::/64", id="another-64"),
+        pytest.param("::ffff:198.51.100.4", "198.51.100.4", id="ipv4-mapped"),
+        pytest.param("fe80::1%eth0", "fe80::/64", id="scoped"),
+        pytest.param("unknown", "unknown", id="no-address"),
+    ],
+)
+def test_per_address_limits_count_an_ipv6_64_as_one_client(address: str, key: str) -> None:
+    assert address_key(address) == key
