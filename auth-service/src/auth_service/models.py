@@ -9,7 +9,8 @@ from typing import Literal
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from auth_service.db import Base, UtcDateTime
+from auth_service.db import Base
+from shop_common.database import UtcDateTime
 
 Role = Literal["USER", "ADMIN"]
 ROLES: tuple[Role, ...] = ("USER", "ADMIN")

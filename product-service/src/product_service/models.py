@@ -8,8 +8,9 @@ from datetime import datetime
 from sqlalchemy import BigInteger, CheckConstraint, Index, Integer, String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from product_service.db import Base, UtcDateTime
+from product_service.db import Base
 from product_service.prices import MAX_PRICE_CENTS
+from shop_common.database import UtcDateTime
 
 
 class Product(Base):

@@ -6,12 +6,13 @@ The gateway has none and never imports this module.
 from __future__ import annotations
 
 import functools
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import column, event, select, table, text
+from sqlalchemy import DateTime, Dialect, TypeDecorator, column, event, select, table, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -86,3 +87,29 @@ async def schema_state(engine: AsyncEngine, script_location: Path, version_table
     if revision == head or (revision is not None and revision not in known):
         return "ok"
     return "migration_pending"
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in and out, on PostgreSQL (timestamptz) and SQLite (naive text).
+
+    SQLite keeps no offset, so values are stored as naive UTC; the fixed-width text
+    SQLAlchemy writes (always with microseconds) sorts in time order, which keyset
+    paging on timestamps relies on.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:  # noqa: ARG002
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
