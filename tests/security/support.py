@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import os
 import secrets
 import signal
@@ -215,3 +216,18 @@ def problem_without_request_id(response: httpx.Response) -> dict[str, Any]:
     body: dict[str, Any] = response.json()
     body.pop("request_id", None)
     return body
+
+
+def log_lines(shop: Shop, request_id: str, within: float = 3.0) -> list[dict[str, Any]]:
+    """The JSON log lines of every process of `shop` that carry this request id, once a
+    security event is among them (or `within` seconds have passed)."""
+    deadline = time.monotonic() + within
+    while True:
+        lines = []
+        for raw in shop.output().splitlines():
+            _, _, text = raw.partition("] ")
+            if request_id in text and text.startswith("{"):
+                lines.append(json.loads(text))
+        if any("security_event" in line for line in lines) or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.1)

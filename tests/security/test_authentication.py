@@ -52,7 +52,7 @@ def test_enumeration_email_case_and_spaces_do_not_tell_accounts_apart(
         pytest.param("x" * 100, "A", "B", id="difference-at-character-101"),
     ],
 )
-def test_a_password_past_72_bytes_counts_to_its_last_character(
+def test_long_password_tail_past_72_bytes_matters(
     gateway: httpx.Client, prefix: str, tail: str, other_tail: str
 ) -> None:
     password = prefix + tail

@@ -27,6 +27,7 @@ from tests.security.support import (
     assert_unauthorized,
     bearer,
     create_product,
+    log_lines,
     new_user,
     register,
 )
@@ -156,6 +157,16 @@ def test_direct_calls_change_nothing(shop: Shop, gateway: httpx.Client, user_tok
             json={"name": "Direct", "price": 1},
         )
     assert gateway.get("/products", params={"owner_id": owner}).json()["items"] == []
+
+
+def test_direct_calls_are_logged_as_security_events(shop: Shop, user_token: str) -> None:
+    for service in ("auth", "product"):
+        request_id = f"direct-{uuid.uuid4().hex}"
+        with _direct(shop, service) as client:
+            headers = {"Authorization": f"Bearer {user_token}", "X-Request-ID": request_id}
+            assert client.get("/auth/me", headers=headers).status_code in (401, 403)
+        events = [line.get("security_event") for line in log_lines(shop, request_id)]
+        assert "direct_call_refused" in events, (service, events)
 
 
 def _forged_credentials(shop: Shop, audience: str, admin_id: str) -> dict[str, str]:

@@ -8,9 +8,7 @@ binds 127.0.0.x), so the tests do not share counters.
 
 from __future__ import annotations
 
-import json
 import secrets
-import time
 from collections.abc import Iterator
 
 import httpx
@@ -21,6 +19,7 @@ from tests.security.support import (
     PASSWORD,
     Account,
     Shop,
+    log_lines,
     login,
     random_email,
     register,
@@ -189,20 +188,6 @@ def test_a_redis_outage_does_not_lift_the_limits(shop: Shop) -> None:
         assert statuses == [401] * LOGIN_PER_ADDRESS + [429]
 
 
-def _log_lines(shop: Shop, request_id: str, within: float = 3.0) -> list[dict[str, object]]:
-    """The JSON log lines of every process that carry this request id."""
-    deadline = time.monotonic() + within
-    while True:
-        lines = []
-        for raw in shop.output().splitlines():
-            _, _, text = raw.partition("] ")
-            if request_id in text and text.startswith("{"):
-                lines.append(json.loads(text))
-        if any("security_event" in line for line in lines) or time.monotonic() > deadline:
-            return lines
-        time.sleep(0.1)
-
-
 def test_security_events_are_logged_with_the_request_id_and_never_a_secret(shop: Shop) -> None:
     account = fresh_account(shop)
     wrong = f"wrong-{secrets.token_hex(8)}"
@@ -212,14 +197,14 @@ def test_security_events_are_logged_with_the_request_id_and_never_a_secret(shop:
             attempt_login(client, account.email, wrong, **{"X-Request-ID": failed_id}).status_code
             == 401
         )
-        events = [line.get("security_event") for line in _log_lines(shop, failed_id)]
+        events = [line.get("security_event") for line in log_lines(shop, failed_id)]
         assert "login_failed" in events, events
         for _ in range(LOGIN_PER_ADDRESS - 1):
             attempt_login(client, random_email())
         limited_id = f"audit-{secrets.token_hex(8)}"
         limited = attempt_login(client, random_email(), **{"X-Request-ID": limited_id})
         assert limited.status_code == 429
-        events = [line.get("security_event") for line in _log_lines(shop, limited_id)]
+        events = [line.get("security_event") for line in log_lines(shop, limited_id)]
         assert "rate_limited" in events, events
     with shop.client(shop.new_address()) as client:
         tokens = login(client, account.email, PASSWORD)
