@@ -34,7 +34,7 @@ class Settings(ServiceSettings):
     # before it signs: every replica has published it by then, so no gateway ever meets
     # a token whose kid the JWKS it fetches does not list.
     signing_key_reload_seconds: float = Field(default=15.0, gt=0, le=30)
-    signing_key_activation_seconds: float = Field(default=20.0, ge=0, le=30)
+    signing_key_activation_seconds: float = Field(default=20.0, ge=0, le=600)
 
     jwt_issuer: str = "shop-auth"
     jwt_audience: str = "shop-api"
