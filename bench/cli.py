@@ -18,7 +18,7 @@ import bcrypt
 import httpx
 
 from bench import profile, report, seed
-from bench.console import say
+from bench.console import BenchError, say
 from bench.procs import memory_mb
 from bench.scenarios import SCENARIOS, Context, Measurement, Scenario, measure, settle
 from bench.system import DEFAULT_DATABASE_URL, Launch, System, attached, drain_log
@@ -269,4 +269,7 @@ def main(argv: list[str] | None = None) -> None:
     except asyncio.CancelledError:
         say("interrupted; everything it started is stopped")
         sys.exit(130)
+    except BenchError as error:
+        say(f"stopped: {error}")
+        sys.exit(1)
     say(f"done in {time.monotonic() - started:.0f} s")

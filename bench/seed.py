@@ -18,7 +18,7 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bench.console import say
+from bench.console import BenchError, say
 from shop_common.credential import CREDENTIAL_HEADER, Caller, CredentialSigner
 from shop_common.keys import load_private_key
 
@@ -141,7 +141,7 @@ async def seed_catalog_api(client: httpx.AsyncClient, count: int, token: str) ->
             body = {
                 "name": f"Bench {word} {i}",
                 "description": f"A {word} from the bench catalog, number {i}.",
-                "price": f"{1 + (i * 7919) % 99900 / 100:.2f}",
+                "price": round(1 + (i * 7919) % 99900 / 100, 2),
                 "stock": i % 500,
             }
             _expect(await client.post("/products", json=body, headers=headers), 201, "seed")
@@ -199,10 +199,10 @@ async def deep_cursor(
         if seen % 100_000 == 0:
             say(f"  deep cursor: row {seen:,} ({time.monotonic() - started:.0f} s)")
     if cursor is None:
-        raise SystemExit("the catalog has a single page: no deep page to measure")
+        raise BenchError("the catalog has a single page: no deep page to measure")
     return cursor, seen
 
 
 def _expect(answer: httpx.Response, status: int, what: str) -> None:
     if answer.status_code != status:
-        raise SystemExit(f"could not {what}: {answer.status_code} {answer.text[:300]}")
+        raise BenchError(f"could not {what}: {answer.status_code} {answer.text[:300]}")

@@ -28,7 +28,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bench.console import say
+from bench.console import BenchError, say
 from bench.procs import cpu_seconds, die_with_parent, pid_listening_on
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -109,7 +109,7 @@ def attached() -> System:
         Path(os.environ.get("DATA_DIR", "data")) / "keys" / "gateway" / "private.pem"
     )
     if not ready(gateway):
-        raise SystemExit(f"BENCH_URL={gateway} is not ready (GET /ready is not 200)")
+        raise BenchError(f"BENCH_URL={gateway} is not ready (GET /ready is not 200)")
     return System(
         gateway_url=gateway,
         product_url=(os.environ.get("BENCH_PRODUCT_URL") or "").rstrip("/") or None,
@@ -172,9 +172,9 @@ class Launch:
             )
         while not await asyncio.to_thread(ready, gateway_url):
             if self.process.returncode is not None:
-                raise SystemExit(f"the system did not start:\n{tail(log_path)}")
+                raise BenchError(f"the system did not start:\n{tail(log_path)}")
             if time.monotonic() - started > READY_TIMEOUT_S:
-                raise SystemExit(f"not ready within {READY_TIMEOUT_S} s:\n{tail(log_path)}")
+                raise BenchError(f"not ready within {READY_TIMEOUT_S} s:\n{tail(log_path)}")
             await asyncio.sleep(0.05)
         self.system = System(
             gateway_url=gateway_url,
@@ -216,7 +216,7 @@ class Launch:
                 await connection.exec_driver_sql(statement)
         except (OSError, DBAPIError) as exc:
             shown = make_url(self.base_url).render_as_string(hide_password=True)
-            raise SystemExit(
+            raise BenchError(
                 f"PostgreSQL at {shown} refused `{statement}`: {exc.__class__.__name__}: "
                 f"{str(exc).splitlines()[0]}\nStart PostgreSQL, or set BENCH_DATABASE_URL to a "
                 "server where this user may create databases "

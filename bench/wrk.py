@@ -16,15 +16,11 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.console import say
+from bench.console import BenchError, say
 from bench.procs import die_with_parent
 
 LUA_DIR = Path(__file__).parent / "lua"
 RESULT_MARKER = "BENCH_RESULT "
-
-
-class WrkMissing(SystemExit):
-    pass
 
 
 @dataclass(frozen=True)
@@ -82,7 +78,7 @@ def ensure_wrk() -> str:
         found = shutil.which("wrk")
         if found:
             return found
-    raise WrkMissing(
+    raise BenchError(
         "make bench needs wrk, the HTTP load generator, and could not install it. Install it "
         "with your OS packages (Debian/Ubuntu: `sudo apt-get install wrk`, macOS: "
         "`brew install wrk`) and run make bench again."
