@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 from starlette.types import Receive, Scope, Send
 
+from api_gateway.api_docs import ApiDocs
 from api_gateway.config import Settings
 from api_gateway.connection import UpstreamError
 from api_gateway.cors import CorsPolicy
@@ -85,6 +86,8 @@ class Gateway:
             redis=self.redis,
         )
         self.metrics = RequestMetrics()
+        # The public API's OpenAPI document, built from the services' own on first request.
+        self.docs = ApiDocs(self._fetch_from)
         self._signer: CredentialSigner | None = None
         self._router: Router | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -122,6 +125,7 @@ class Gateway:
             metrics=self.metrics,
             forwarded=ForwardedFor(settings.trusted_networks),
             throttling=Throttling(self.limiter, settings),
+            own_routes=self.docs.routes(),
         )
         self._background(self.keys.keep_fresh(), "jwks-refresh")
         self._background(self.revocations.run(), "revocation-feed")
@@ -139,6 +143,7 @@ class Gateway:
         if self.redis is not None:
             await self.redis.close()
         await self.readiness.close()
+        await self.docs.close()
         for upstream in self.upstreams.values():
             upstream.close()
 
@@ -168,17 +173,19 @@ class Gateway:
 
     async def _fetch_jwks(self) -> bytes:
         """The auth-service's JWKS, asked for like any request: with a gateway credential."""
-        return await self._fetch_from_auth(JWKS_PATH)
+        return await self._fetch_from(Service.AUTH, JWKS_PATH)
 
     async def _fetch_revocations(self, since: str) -> bytes:
         """auth-service's internal list of sessions revoked after `since` (RFC 3339)."""
-        return await self._fetch_from_auth(REVOCATIONS_PATH + b"?since=" + quote(since).encode())
+        target = REVOCATIONS_PATH + b"?since=" + quote(since).encode()
+        return await self._fetch_from(Service.AUTH, target)
 
-    async def _fetch_from_auth(self, target: bytes) -> bytes:
+    async def _fetch_from(self, service: Service, target: bytes) -> bytes:
+        """The gateway's own GET to a service (keys, revocations, its OpenAPI document)."""
         assert self._signer is not None
         request_id = uuid.uuid4().hex
         credential = self._signer.mint(
-            audience=Service.AUTH.value,
+            audience=service.value,
             caller=Caller(user_id=None, role=None, request_id=request_id),
         )
         headers = [
@@ -187,7 +194,7 @@ class Gateway:
             (b"accept", b"application/json"),
         ]
         status, body = await fetch(
-            self.upstreams[Service.AUTH],
+            self.upstreams[service],
             target,
             headers,
             timeout=min(self.settings.upstream_timeout, INTERNAL_TIMEOUT_CAP),

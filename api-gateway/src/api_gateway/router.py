@@ -2,16 +2,17 @@
 
 404 unknown path, 405, 401 (revoked sessions included), 403 by role, 429 by address,
 then the proxy (413, forwarding; 415, 400, 422 and 429 by email are the service's, told
-by the credential when an email's limit is reached). The gateway's own /health, /ready
-and /metrics are answered here, never rate limited; nothing else is, so a request
-either matches the policy table or is 404.
+by the credential when an email's limit is reached). The gateway's own /health, /ready,
+/metrics and the API docs (api_docs.py: /api-docs, its document and assets) are answered
+here, GET and HEAD only, never rate limited; nothing else is, so a request either
+matches the policy table or is 404.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -61,6 +62,7 @@ class Router:
         metrics: RequestMetrics,
         forwarded: ForwardedFor,
         throttling: Throttling,
+        own_routes: Mapping[str, Callable[[Exchange], Awaitable[None]]] | None = None,
     ) -> None:
         self._policy = policy
         self._forwarded = forwarded
@@ -74,6 +76,7 @@ class Router:
             "/health": self._health,
             "/ready": self._ready,
             "/metrics": self._metrics_text,
+            **(own_routes or {}),
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
