@@ -77,6 +77,8 @@ def running_shop(data_dir: Path, **env: str) -> Iterator[Shop]:
         yield Shop(system=system, data_dir=data_dir, env=env)
     finally:
         stop_system(system)
+        # Kept with pytest's temporary directories, for reading after a failure.
+        (data_dir / "system.log").write_text("".join(system.output))
 
 
 @contextlib.contextmanager

@@ -52,7 +52,8 @@ def test_key_rotation_keeps_old_tokens_alive_and_new_kids_work_without_a_restart
 ) -> None:
     account, old = new_user(gateway)
     old_kid = kid_of(old)
-    assert gateway.get("/auth/me", headers=old.headers).status_code == 200
+    before = gateway.get("/auth/me", headers=old.headers)
+    assert before.status_code == 200, before.text
     rotate(shop)
     started = time.monotonic()
 
