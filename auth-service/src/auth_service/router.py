@@ -63,7 +63,18 @@ def _no_store(response: Response) -> None:
     response_model=UserPublic,
     operation_id="register",
     summary="Register a user",
-    responses=problem_responses(*_BODY_PROBLEMS, 409, 429),
+    responses={
+        201: {
+            "links": {
+                "UpdateUserRole": {
+                    "operationId": "updateUserRole",
+                    "parameters": {"id": "$response.body#/id"},
+                    "description": "An ADMIN may change the new user's role.",
+                }
+            }
+        },
+        **problem_responses(*_BODY_PROBLEMS, 409, 429),
+    },
 )
 async def register(
     body: UserRegister, session: SessionDep, service: ServiceDep, caller: CallerDep
