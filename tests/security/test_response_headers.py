@@ -3,6 +3,8 @@ server banner, no CORS unless configured, and tokens that no cache may keep."""
 
 from __future__ import annotations
 
+import re
+
 import httpx
 import pytest
 
@@ -32,6 +34,8 @@ def responses_of_every_kind(gateway: httpx.Client) -> dict[str, httpx.Response]:
         "me": gateway.get("/auth/me", headers=tokens.headers),
         "head": gateway.head(f"/products/{product['id']}"),
         "jwks": gateway.get("/auth/jwks.json"),
+        "api-docs": gateway.get("/api-docs"),
+        "openapi": gateway.get("/api-docs/openapi.json"),
         "login": gateway.post(
             "/auth/login", json={"email": account.email, "password": account.password}
         ),
@@ -56,6 +60,21 @@ def test_a_json_response_may_not_be_framed_or_run_anything(gateway: httpx.Client
     assert "frame-ancestors 'none'" in policy or "frame-ancestors 'self'" in policy
     assert "unsafe-eval" not in policy
     assert "unsafe-inline" not in policy
+
+
+def test_the_api_docs_page_loads_nothing_from_elsewhere(gateway: httpx.Client) -> None:
+    page = gateway.get("/api-docs")
+    assert page.status_code == 200
+    policy = page.headers["content-security-policy"]
+    for directive in policy.split(";"):
+        sources = directive.split()[1:]
+        assert not any(
+            "://" in source or source in ("*", "http:", "https:", "'unsafe-eval'")
+            for source in sources
+        ), directive
+    assert "frame-ancestors 'none'" in policy
+    for reference in re.findall(r'(?:src|href)="([^"]*)"', page.text):
+        assert "//" not in reference, reference
 
 
 def test_errors_carry_no_stack_trace_or_internals(gateway: httpx.Client) -> None:
