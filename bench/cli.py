@@ -19,6 +19,7 @@ import httpx
 
 from bench import profile, report, seed
 from bench.console import BenchError, say
+from bench.outcome import Outcome
 from bench.procs import memory_mb
 from bench.scenarios import SCENARIOS, Context, Measurement, Scenario, measure, settle
 from bench.system import DEFAULT_DATABASE_URL, Launch, System, attached, drain_log
@@ -127,7 +128,7 @@ async def prepare(system: System, options: Options, cores: int) -> Context:
 
 async def bench(system: System, options: Options, binary: str, workdir: Path) -> None:
     cores = len(os.sched_getaffinity(0))
-    rounds_setting = int(os.environ.get("BCRYPT_ROUNDS", "12"))
+    bcrypt_rounds = int(os.environ.get("BCRYPT_ROUNDS", "12"))
     context = await prepare(system, options, cores)
     pids = system.pids()
     say("processes: " + ", ".join(f"{name} {pid}" for name, pid in pids.items()))
@@ -169,60 +170,23 @@ async def bench(system: System, options: Options, binary: str, workdir: Path) ->
         )
 
     peak = {name: mb for name, pid in pids.items() if (mb := memory_mb(pid, "VmHWM")) is not None}
-    bcrypt_s = bcrypt_verify_seconds(rounds_setting)
-    summaries = [report.summarize(scenario, runs[scenario.name]) for scenario in scenarios]
-    by_name = {summary.scenario.name: summary for summary in summaries}
-
-    def rps(name: str) -> float | None:
-        return by_name[name].rps if name in by_name else None
-
-    def cpu(name: str) -> float | None:
-        return by_name[name].cpu_ms_per_request if name in by_name else None
-
-    ratios = {
-        "gateway_efficiency": report.ratio(rps("get_product_gateway"), rps("get_product_direct")),
-        # What a page costs, deep over first: the system's CPU per request where /proc
-        # tells it (other work on a shared machine moves req/s, not this), else req/s.
-        "deep_page_ratio": report.ratio(cpu("list_deep_page"), cpu("list_first_page"))
-        or report.ratio(rps("list_first_page"), rps("list_deep_page")),
-        "login_efficiency": report.ratio(rps("login"), cores / bcrypt_s),
-    }
-    document = report.document(summaries, ratios, rss, system.ready_s)
-    stamped = report.write(document)
-
-    out = [
-        "",
-        f"make bench: {options.rounds} round(s) x {options.duration:g} s, c=32 "
-        f"(login c={4 * cores}), "
-        f"{options.catalog:,} products, {cores} cores, load average at the end "
-        + " ".join(f"{value:.2f}" for value in os.getloadavg()),
-        "",
-        report.table(summaries),
-        "",
-        f"gateway efficiency (via gateway / direct req/s): {_fmt(ratios['gateway_efficiency'])}",
-        f"deep page / first page (CPU per request):        {_fmt(ratios['deep_page_ratio'])}"
-        f"  (by req/s: {_fmt(report.ratio(rps('list_first_page'), rps('list_deep_page')))})",
-        f"login / (cores / one bcrypt verify):              {_fmt(ratios['login_efficiency'])}"
-        f"  (cost {rounds_setting}: one verify {bcrypt_s * 1000:.0f} ms of CPU, ceiling "
-        f"{cores / bcrypt_s:.1f} logins/s; the system spent {_fmt(cpu('login'))} ms of CPU "
-        "per login)",
-        "idle RSS MB: "
-        + ", ".join(f"{name} {mb:.0f}" for name, mb in rss.items())
-        + "   peak: "
-        + ", ".join(f"{name} {mb:.0f}" for name, mb in peak.items()),
-        f"ready after launch: {_fmt(system.ready_s, ' s')} "
-        f"(CPU used to get there: {_fmt(system.ready_cpu_s, ' s')})",
-        "",
-        "targets (issue 7):",
-        report.targets_table(report.targets(by_name, ratios, rss, system.ready_s)),
-        "",
-        f"written: {report.RESULTS / 'latest.json'} and {stamped}",
-    ]
-    sys.stdout.write("\n".join(out) + "\n")
-
-
-def _fmt(value: float | None, unit: str = "") -> str:
-    return "n/a" if value is None else f"{value:.2f}{unit}"
+    outcome = Outcome(
+        summaries=[report.summarize(scenario, runs[scenario.name]) for scenario in scenarios],
+        cores=cores,
+        bcrypt_s=bcrypt_verify_seconds(bcrypt_rounds),
+        bcrypt_rounds=bcrypt_rounds,
+        rss_mb=rss,
+        peak_mb=peak,
+        ready_s=system.ready_s,
+        ready_cpu_s=system.ready_cpu_s,
+    )
+    written = report.write(outcome.document())
+    heading = (
+        f"make bench: {options.rounds} round(s) x {options.duration:g} s, c=32 (login "
+        f"c={4 * cores}), {options.catalog:,} products, {cores} cores, load average at the "
+        "end " + " ".join(f"{value:.2f}" for value in os.getloadavg())
+    )
+    sys.stdout.write(outcome.render(heading, written))
 
 
 async def main_async(options: Options) -> None:
