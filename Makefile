@@ -38,7 +38,7 @@ typecheck: install
 	for dir in $(SERVICES); do \
 		if [ -d $$dir/tests ]; then (cd $$dir && ../$(BIN)/mypy --config-file ../pyproject.toml tests) || exit 1; fi; \
 	done
-	$(BIN)/mypy --config-file pyproject.toml tests scripts
+	$(BIN)/mypy --config-file pyproject.toml tests scripts bench
 
 fmt: install
 	$(BIN)/ruff format .
