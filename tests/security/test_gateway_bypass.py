@@ -148,8 +148,8 @@ def test_direct_calls_to_the_services_are_refused(
 
 
 def test_direct_calls_change_nothing(shop: Shop, gateway: httpx.Client, user_token: str) -> None:
-    account_id = gateway.get("/auth/me", headers={"Authorization": f"Bearer {user_token}"})
-    owner = account_id.json()["id"]
+    me = gateway.get("/auth/me", headers={"Authorization": f"Bearer {user_token}"})
+    owner = me.json()["id"]
     with _direct(shop, "product") as client:
         client.post(
             "/products",

@@ -1,4 +1,4 @@
-"""Hostile input (API4, API8, API10's spirit): injection strings in every query parameter,
+"""Hostile input (API4, API8): injection strings in every query parameter,
 oversized bodies, bodies of the wrong type or shape, and non-JSON content types.
 
 Never a 500, never data the query did not ask for, never a change from a refused write.
