@@ -13,6 +13,7 @@ from shop_common.metrics import MetricsMiddleware, metrics_endpoint
 from shop_common.problems import install_problem_handlers
 from shop_common.request_context import RequestContextMiddleware
 from shop_common.settings import ServiceSettings
+from shop_common.shutdown import CloseWhileDraining
 
 PROBLEM_SCHEMA: dict[str, Any] = {
     "title": "Problem",
@@ -40,14 +41,19 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 def install_service_defaults(
     app: FastAPI, *, settings: ServiceSettings, verifier: CredentialVerifier
 ) -> None:
-    """Problem handlers, request ids, metrics, the gateway guard and the JSON body guard."""
+    """Problem handlers (503 for a lost database), request ids, metrics, the guards."""
     install_problem_handlers(app)
+    # Imported here: the gateway imports this module (PROBLEM_SCHEMA) and has no database.
+    from shop_common.database import install_database_error_handler
+
+    install_database_error_handler(app)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     # Added innermost first: a request meets them in the reverse order.
     app.add_middleware(JsonBodyGuard, max_bytes=settings.max_body_bytes, exempt_paths=frozenset())
     app.add_middleware(GatewayGuard, verifier=verifier)
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(CloseWhileDraining)
     _add_problem_schema(app)
 
 

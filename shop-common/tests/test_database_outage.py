@@ -1,0 +1,137 @@
+"""A lost database answers 503 problem+json, and the pool replaces what the server closed."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.exc import (
+    DBAPIError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+)
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from shop_common.database import create_engine, install_database_error_handler, is_unavailable
+from shop_common.problems import install_problem_handlers
+from shop_common.testing import fresh_postgres_database, postgres_base_url
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+class Lost(Exception):
+    """Stands in for the driver's own error inside a DBAPIError."""
+
+
+def app_raising(error: Exception) -> FastAPI:
+    app = FastAPI()
+    install_problem_handlers(app)
+    install_database_error_handler(app)
+
+    @app.get("/")
+    async def fail() -> None:
+        raise error
+
+    return app
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        pytest.param(
+            DBAPIError("SELECT 1", None, Lost(), connection_invalidated=True), 503, id="invalidated"
+        ),
+        pytest.param(OperationalError("SELECT 1", None, Lost()), 503, id="operational"),
+        pytest.param(InterfaceError("SELECT 1", None, Lost()), 503, id="interface"),
+        pytest.param(SQLAlchemyTimeoutError("QueuePool limit"), 503, id="pool-timeout"),
+        pytest.param(IntegrityError("INSERT", None, Lost()), 500, id="integrity-is-a-bug"),
+        pytest.param(DBAPIError("SELECT 1", None, Lost()), 500, id="other-dbapi-error"),
+    ],
+)
+async def test_database_errors_answer_as_problems(error: Exception, status: int) -> None:
+    transport = httpx.ASGITransport(app=app_raising(error), raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://svc") as client:
+        response = await client.get("/")
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["status"] == status
+    assert ("retry-after" in response.headers) == (status == 503)
+
+
+@pytest.fixture
+async def postgres_url() -> AsyncIterator[str]:
+    async with fresh_postgres_database(postgres_base_url()) as url:
+        yield url
+
+
+async def terminate_backends(url: str) -> int:
+    """Every server process of this database but the caller's, as a failover or restart does."""
+    database = url.rsplit("/", 1)[1]
+    admin = create_async_engine(postgres_base_url(), isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as connection:
+            result = await connection.execute(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = :name AND pid <> pg_backend_pid()"
+                ),
+                {"name": database},
+            )
+            return int(result.scalar_one())
+    finally:
+        await admin.dispose()
+
+
+async def select_one(engine: AsyncEngine) -> int:
+    async with engine.connect() as connection:
+        return int((await connection.execute(text("SELECT 1"))).scalar_one())
+
+
+@pytest.mark.postgres
+async def test_a_statement_on_a_terminated_connection_is_unavailable(postgres_url: str) -> None:
+    engine = create_engine(postgres_url)
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+            assert await terminate_backends(postgres_url) == 1
+            with pytest.raises(DBAPIError) as caught:
+                await connection.execute(text("SELECT 1"))
+        assert is_unavailable(caught.value) and caught.value.connection_invalidated
+        assert await select_one(engine) == 1  # the pool opened a new connection
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.postgres
+async def test_pooled_connections_the_server_closed_are_replaced_on_checkout(
+    postgres_url: str,
+) -> None:
+    engine = create_engine(postgres_url)
+    try:
+        async with engine.connect() as first, engine.connect() as second:
+            for connection in (first, second):
+                await connection.execute(text("SELECT 1"))
+        assert "Connections in pool: 2 " in engine.sync_engine.pool.status()
+        assert await terminate_backends(postgres_url) == 2
+        # However soon the driver notices, each query either works or fails as unavailable,
+        # and within a few the pool serves fresh connections again.
+        outcomes = []
+        for _ in range(4):
+            try:
+                outcomes.append(await select_one(engine))
+            except DBAPIError as exc:
+                assert is_unavailable(exc)
+                outcomes.append(0)
+        assert outcomes[-2:] == [1, 1]
+    finally:
+        await engine.dispose()
