@@ -63,6 +63,7 @@ def _no_store(response: Response) -> None:
     response_model=UserPublic,
     operation_id="register",
     summary="Register a user",
+    response_description="The new user (always a USER).",
     responses={
         201: {
             "links": {
@@ -73,7 +74,13 @@ def _no_store(response: Response) -> None:
                 }
             }
         },
-        **problem_responses(*_BODY_PROBLEMS, 409, 429),
+        **problem_responses(
+            *_BODY_PROBLEMS,
+            why={
+                409: "An account with this email exists (whatever its case).",
+                429: "This email's registration limit is reached.",
+            },
+        ),
     },
 )
 async def register(
@@ -94,7 +101,18 @@ async def register(
     response_model=TokenPair,
     operation_id="login",
     summary="Log in",
-    responses={**_NO_STORE, **problem_responses(*_BODY_PROBLEMS, 401, 429)},
+    response_description="An access token and a refresh token.",
+    responses={
+        **_NO_STORE,
+        **problem_responses(
+            *_BODY_PROBLEMS,
+            why={
+                401: "The email or the password is wrong (the same answer for both).",
+                429: "This email's failed-login limit is reached: every login for it, "
+                "the right password included, gets 429 until the window passes.",
+            },
+        ),
+    },
 )
 async def login(
     body: UserLogin,
@@ -119,7 +137,17 @@ async def login(
     response_model=TokenPair,
     operation_id="refreshTokens",
     summary="Refresh the tokens",
-    responses={**_NO_STORE, **problem_responses(*_BODY_PROBLEMS, 401)},
+    response_description="New tokens; the refresh token given is used up.",
+    responses={
+        **_NO_STORE,
+        **problem_responses(
+            *_BODY_PROBLEMS,
+            why={
+                401: "The refresh token is unknown, expired or revoked, or was used before "
+                "(which ends its whole session)."
+            },
+        ),
+    },
 )
 async def refresh(
     body: RefreshTokenRequest, session: SessionDep, service: ServiceDep, response: Response
@@ -139,6 +167,7 @@ async def refresh(
     response_class=Response,
     operation_id="logout",
     summary="Log out",
+    response_description="The session has ended (also when it was unknown or ended).",
     responses=problem_responses(*_BODY_PROBLEMS),
 )
 async def logout(body: RefreshTokenRequest, session: SessionDep, service: ServiceDep) -> Response:
@@ -155,7 +184,8 @@ async def logout(body: RefreshTokenRequest, session: SessionDep, service: Servic
     response_model=UserPublic,
     operation_id="getCurrentUser",
     summary="The signed-in user",
-    responses=problem_responses(401),
+    response_description="The user the token belongs to.",
+    responses=problem_responses(why={401: "The session has ended or the account is gone."}),
 )
 async def me(account: CurrentAccountDep) -> UserPublic:
     """The signed-in user."""
@@ -167,7 +197,14 @@ async def me(account: CurrentAccountDep) -> UserPublic:
     response_model=UserPage,
     operation_id="listUsers",
     summary="List users",
-    responses=problem_responses(401, 403, 422),
+    response_description="A page of users and the cursor of the next one.",
+    responses=problem_responses(
+        why={
+            401: "The session has ended or the account is gone.",
+            403: "The account is not an ADMIN (any more).",
+            422: "A bad `limit`, or a cursor this API did not make.",
+        }
+    ),
 )
 async def list_users(
     _: AdminDep,
@@ -185,7 +222,16 @@ async def list_users(
     response_model=UserPublic,
     operation_id="updateUserRole",
     summary="Set a user's role",
-    responses=problem_responses(*_BODY_PROBLEMS, 401, 403, 404, 409),
+    response_description="The user with the role set.",
+    responses=problem_responses(
+        *_BODY_PROBLEMS,
+        why={
+            401: "The session has ended or the account is gone.",
+            403: "The account is not an ADMIN (any more).",
+            404: "No user has this id.",
+            409: "This would demote the last ADMIN.",
+        },
+    ),
 )
 async def change_role(
     actor: AdminDep,
@@ -208,6 +254,7 @@ async def change_role(
     response_model=JwkSet,
     operation_id="getJwks",
     summary="The token signing keys (JWKS)",
+    response_description="Every public key whose tokens may still be live, by `kid`.",
 )
 async def jwks(keyring: KeyRingDep, response: Response) -> JwkSet:
     """The public keys that verify access tokens, by `kid`."""

@@ -59,12 +59,27 @@ def _product(status_code: int, *, location: bool = False) -> dict[int | str, dic
     return {status_code: {"headers": headers, "links": _LINKS}}
 
 
+_NOT_FOUND = "No product has this id."
+_WRITE_PROBLEMS = {
+    403: "The caller neither owns the product nor is an ADMIN.",
+    404: _NOT_FOUND,
+    409: "Another product already has this SKU.",
+    412: "`If-Match` names no current ETag of the product; nothing was changed.",
+}
+
+
 @router.get(
     "",
     response_model=ProductPage,
     operation_id="listProducts",
     summary="List products",
-    responses=problem_responses(422),
+    response_description="A page of products and the cursor of the next one.",
+    responses=problem_responses(
+        why={
+            422: "A parameter is not valid (`errors` names it), or the cursor was made "
+            "with another sort or other filters."
+        }
+    ),
 )
 async def list_products(session: SessionDep, request: ListRequestDep) -> ProductPage:
     """A page of products, newest first unless `sort` says otherwise.
@@ -84,13 +99,14 @@ async def list_products(session: SessionDep, request: ListRequestDep) -> Product
     response_model=ProductPublic,
     operation_id="getProduct",
     summary="Get a product",
+    response_description="The product, with its current ETag.",
     responses={
         **_product(200),
         304: {
             "description": "Not Modified: `If-None-Match` names the current ETag.",
             "headers": {"ETag": _ETAG},
         },
-        **problem_responses(404),
+        **problem_responses(why={404: _NOT_FOUND}),
     },
 )
 async def get_product(
@@ -111,7 +127,11 @@ async def get_product(
     status_code=status.HTTP_201_CREATED,
     operation_id="createProduct",
     summary="Create a product",
-    responses={**_product(201, location=True), **problem_responses(*_BODY_PROBLEMS, 409)},
+    response_description="The new product; `Location` and `ETag` name it.",
+    responses={
+        **_product(201, location=True),
+        **problem_responses(*_BODY_PROBLEMS, why={409: _WRITE_PROBLEMS[409]}),
+    },
 )
 async def create_product(
     data: ProductCreate, actor: ActorDep, session: SessionDep, response: Response
@@ -128,7 +148,8 @@ async def create_product(
     response_model=ProductPublic,
     operation_id="replaceProduct",
     summary="Replace a product",
-    responses={**_product(200), **problem_responses(*_BODY_PROBLEMS, 403, 404, 409, 412)},
+    response_description="The product as replaced, with its new ETag.",
+    responses={**_product(200), **problem_responses(*_BODY_PROBLEMS, why=_WRITE_PROBLEMS)},
 )
 async def replace_product(
     product_id: ProductId,
@@ -151,7 +172,8 @@ async def replace_product(
     response_model=ProductPublic,
     operation_id="updateProduct",
     summary="Update a product",
-    responses={**_product(200), **problem_responses(*_BODY_PROBLEMS, 403, 404, 409, 412)},
+    response_description="The product as changed, with its new ETag.",
+    responses={**_product(200), **problem_responses(*_BODY_PROBLEMS, why=_WRITE_PROBLEMS)},
 )
 async def update_product(
     product_id: ProductId,
@@ -175,7 +197,15 @@ async def update_product(
     response_class=Response,
     operation_id="deleteProduct",
     summary="Delete a product",
-    responses=problem_responses(401, 403, 404, 412),
+    response_description="Deleted.",
+    responses=problem_responses(
+        401,
+        why={
+            403: "Only an ADMIN may delete products.",
+            404: _NOT_FOUND,
+            412: _WRITE_PROBLEMS[412],
+        },
+    ),
     dependencies=[Depends(require_admin)],
 )
 async def delete_product(product_id: ProductId, session: SessionDep, if_match: IfMatchDep) -> None:

@@ -44,11 +44,13 @@ def _trimmed(value: str) -> str:
     return value.strip()
 
 
-# Trimmed single-line text (names, emails); validators run in order: trim, then check.
+# Trimmed single-line text (names, emails). Validators run in order: the control
+# characters are checked before trimming, so "name\n" is refused (the contract: a control
+# character in any body field gets 422), never trimmed into "name".
 TrimmedText = Annotated[
     str,
-    AfterValidator(_trimmed),
     AfterValidator(_no_control_characters),
+    AfterValidator(_trimmed),
     Field(json_schema_extra={"pattern": NO_CONTROL_PATTERN}),
 ]
 # Plain text that keeps its whitespace.

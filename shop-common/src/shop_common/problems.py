@@ -144,12 +144,19 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, on_unexpected)
 
 
-def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """`responses=` for a route: each status described as problem+json in OpenAPI."""
+def problem_responses(
+    *statuses: int, why: Mapping[int, str] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for a route: each status described as problem+json in OpenAPI.
+
+    `why` adds statuses with the reason this route answers them (the others get the
+    status phrase).
+    """
+    reasons = why or {}
     return {
         status: {
-            "description": _phrase(status),
+            "description": reasons.get(status, _phrase(status)),
             "content": {PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
         }
-        for status in statuses
+        for status in dict.fromkeys((*statuses, *reasons))
     }
