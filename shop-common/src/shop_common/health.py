@@ -8,6 +8,8 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
+from shop_common.shutdown import draining
+
 ReadyCheck = Callable[[], Awaitable[dict[str, str]]]
 HEALTHY_STATES = frozenset({"ok", "degraded"})
 
@@ -36,7 +38,11 @@ def health_router(check_ready: ReadyCheck) -> APIRouter:
         responses={503: {"model": Readiness, "description": "A dependency is not ready"}},
     )
     async def ready() -> JSONResponse:
-        """200 when every dependency answers, else 503; the body names each one's state."""
+        """200 when every dependency answers, else 503; the body names each one's state.
+
+        503 with status "draining" once the process got its stop signal."""
+        if draining():
+            return JSONResponse({"status": "draining", "checks": {}}, status_code=503)
         checks = await check_ready()
         ok = all(state in HEALTHY_STATES for state in checks.values())
         return JSONResponse(

@@ -24,6 +24,12 @@ class ServiceSettings(BaseSettings):
     # Only the project's own tests turn this on: it allows a bcrypt cost below 12.
     shop_testing: bool = False
 
+    # Graceful shutdown (shop_common.shutdown): after SIGTERM, /ready is 503 and requests
+    # are still served this long, so balancers move away; then in-flight requests get at
+    # most shutdown_timeout_seconds. Their sum stays below the launcher's 10 s grace.
+    shutdown_drain_seconds: float = Field(default=3.0, ge=0, le=60)
+    shutdown_timeout_seconds: int = Field(default=5, gt=0, le=600)
+
     # The gateway's credential key pair; make run creates it under DATA_DIR.
     gateway_private_key_file: Path | None = None
     gateway_public_key_file: Path | None = None

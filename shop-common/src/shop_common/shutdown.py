@@ -1,0 +1,107 @@
+"""Graceful shutdown: drain first (/ready is 503, requests still served), then stop.
+
+On SIGTERM (or SIGINT) `DrainingServer` only marks the process as draining; /ready
+answers 503 so a balancer (the gateway's readiness poller, Kubernetes' endpoints) sends
+new requests elsewhere, while everything that still arrives is served and answered with
+`Connection: close`, so kept-alive connections end one by one. After
+`shutdown_drain_seconds` uvicorn's own shutdown follows: it stops accepting, waits for
+in-flight requests (at most `shutdown_timeout_seconds`), runs the lifespan shutdown
+(pools closed) and exits. A second signal during the drain cuts it short.
+docs/decisions/shutdown-drain.md has the reasoning and the timings.
+
+The draining flag is process-wide, as the signal that sets it is.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from types import FrameType
+from typing import Any
+
+import uvicorn
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+logger = logging.getLogger(__name__)
+_drain = {"since": None}  # type: dict[str, float | None]
+
+
+def draining() -> bool:
+    """The process got its stop signal and is draining (or past it)."""
+    return _drain["since"] is not None
+
+
+def start_draining() -> None:
+    if _drain["since"] is None:
+        _drain["since"] = time.monotonic()
+
+
+def reset_draining() -> None:
+    """For tests that drain in-process and go on afterwards."""
+    _drain["since"] = None
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn's Server with a drain period between the stop signal and the shutdown."""
+
+    def __init__(self, config: uvicorn.Config, *, drain_seconds: float) -> None:
+        super().__init__(config)
+        self.drain_seconds = drain_seconds
+        self._drain_until: float | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self._drain_until is None and self.drain_seconds > 0 and not self.should_exit:
+            self._captured_signals.append(sig)  # re-raised after serve, as uvicorn does
+            self._drain_until = time.monotonic() + self.drain_seconds
+            start_draining()
+            logger.info(
+                "draining for %.1f s: /ready answers 503, requests are still served",
+                self.drain_seconds,
+            )
+            return
+        if not self.should_exit:  # a second signal: no more waiting
+            start_draining()
+            self._captured_signals.append(sig)
+            self.should_exit = True
+            return
+        super().handle_exit(sig, frame)  # during shutdown: a SIGINT forces the exit
+
+    async def on_tick(self, counter: int) -> bool:
+        if self._drain_until is not None and time.monotonic() >= self._drain_until:
+            self.should_exit = True
+        return await super().on_tick(counter)
+
+
+def serve(
+    app: Any,
+    *,
+    drain_seconds: float,
+    timeout_graceful_shutdown: int,
+    **config: Any,
+) -> None:
+    """uvicorn.run's equivalent for one process, with the drain period."""
+    server = DrainingServer(
+        uvicorn.Config(app, timeout_graceful_shutdown=timeout_graceful_shutdown, **config),
+        drain_seconds=drain_seconds,
+    )
+    server.run()
+
+
+class CloseWhileDraining:
+    """ASGI middleware: while draining, every response asks the client to close."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not draining():
+            await self.app(scope, receive, send)
+            return
+
+        async def send_closing(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message.get("headers", []) if k != b"connection"]
+                message = {**message, "headers": [*headers, (b"connection", b"close")]}
+            await send(message)
+
+        await self.app(scope, receive, send_closing)

@@ -1,0 +1,86 @@
+"""Graceful shutdown: a real process, a real SIGTERM, the drain seen from outside."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+
+APP = """
+import sys
+from fastapi import FastAPI
+from shop_common.health import health_router
+from shop_common.shutdown import CloseWhileDraining, serve
+
+async def check_ready():
+    return {"database": "ok"}
+
+app = FastAPI()
+app.include_router(health_router(check_ready))
+app.add_middleware(CloseWhileDraining)
+serve(app, drain_seconds=float(sys.argv[2]), timeout_graceful_shutdown=2,
+      host="127.0.0.1", port=int(sys.argv[1]), log_config=None)
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def start(drain_seconds: float) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-c", APP, str(port), str(drain_seconds)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            httpx.get(f"{url}/health", timeout=1)
+            return process, url
+        except httpx.TransportError:
+            assert process.poll() is None, "the server did not start"
+            assert time.monotonic() < deadline, "the server did not start in time"
+            time.sleep(0.05)
+
+
+def test_sigterm_makes_ready_503_while_requests_are_still_served() -> None:
+    process, url = start(drain_seconds=1.5)
+    try:
+        assert httpx.get(f"{url}/ready", timeout=2).status_code == 200
+        signalled = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        ready = httpx.get(f"{url}/ready", timeout=2)
+        health = httpx.get(f"{url}/health", timeout=2)
+        assert (ready.status_code, ready.json()["status"]) == (503, "draining")
+        assert health.status_code == 200
+        assert health.headers["connection"] == "close"  # kept-alive clients move on
+        process.wait(timeout=10)
+        assert time.monotonic() - signalled >= 1.5  # it served through the whole drain
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_a_second_signal_cuts_the_drain_short() -> None:
+    process, _ = start(drain_seconds=30)
+    try:
+        process.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        signalled = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=10)
+        assert time.monotonic() - signalled < 5
+    finally:
+        process.kill()
+        process.wait()
