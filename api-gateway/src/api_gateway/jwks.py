@@ -110,13 +110,17 @@ class JwksCache:
             raise KeysUnavailable()
         raise InvalidToken(f"unknown key id {kid!r}")
 
+    @property
+    def loaded(self) -> bool:
+        """Whether a key set was ever fetched (until then no token can be checked)."""
+        return self._fetched_at is not None
+
     def _may_refetch(self, now: float) -> bool:
-        if self._attempted_at is None:
+        # Never loaded: no token can pass, so every miss tries (concurrent misses share
+        # one fetch); once loaded, an unknown kid refetches at most once per interval.
+        if self._attempted_at is None or self._fetched_at is None:
             return True
-        interval = self._refetch_interval
-        if self._fetched_at is None:  # never loaded: no token can pass, so retry sooner
-            interval = min(interval, NEVER_LOADED_RETRY_SECONDS)
-        return now - self._attempted_at >= interval
+        return now - self._attempted_at >= self._refetch_interval
 
     async def refresh(self) -> None:
         """Fetch the key set now, sharing one fetch between concurrent callers."""

@@ -84,6 +84,7 @@ class Gateway:
             cache_seconds=settings.ready_cache_seconds,
             timeout=settings.upstream_timeout,
             redis=self.redis,
+            keys_loaded=lambda: self.keys.loaded,
         )
         self.metrics = RequestMetrics()
         # The public API's OpenAPI document, built from the services' own on first request.
@@ -129,6 +130,10 @@ class Gateway:
         )
         self._background(self.keys.keep_fresh(), "jwks-refresh")
         self._background(self.revocations.run(), "revocation-feed")
+        # Feeds the balancer: instances that are down or draining are skipped.
+        self._background(
+            self.readiness.keep_polling(settings.upstream_probe_seconds), "upstream-probes"
+        )
 
     def _background(self, work: Coroutine[Any, Any, None], name: str) -> None:
         self._tasks.append(asyncio.create_task(work, name=name))

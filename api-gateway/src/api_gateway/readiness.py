@@ -2,23 +2,28 @@
 
 Each instance's own /ready is probed (no credential needed there); a service is "ok"
 when all its instances answer 200, "degraded" when some do, "unavailable" when none.
-With REDIS_URL, "redis" is "ok" or "degraded" (limits in-process, revocations from
-auth-service): the gateway still works, so a Redis outage never makes it unready.
+"auth-keys" is "ok" once the auth-service JWKS was loaded: before that no token can be
+checked, so the gateway is not ready. With REDIS_URL, "redis" is "ok" or "degraded"
+(limits in-process, revocations from auth-service): the gateway still works, so a Redis
+outage never makes it unready.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from api_gateway.connection import UpstreamError
 from api_gateway.redis_link import RedisLink
 from api_gateway.upstream import ConnectionPool, Upstream, fetch
+from shop_common.shutdown import draining
 
 PROBE_TIMEOUT_CAP = 2.0
 READY_STATES = frozenset({"ok", "degraded"})
+logger = logging.getLogger(__name__)
 
 
 class Readiness:
@@ -29,8 +34,10 @@ class Readiness:
         cache_seconds: float,
         timeout: float,
         redis: RedisLink | None = None,
+        keys_loaded: Callable[[], bool] | None = None,
     ) -> None:
         self._upstreams = upstreams
+        self._keys_loaded = keys_loaded
         self._redis = redis
         self._cache_seconds = cache_seconds
         self._timeout = min(timeout, PROBE_TIMEOUT_CAP)
@@ -40,12 +47,25 @@ class Readiness:
 
     async def report(self) -> tuple[bool, dict[str, Any]]:
         """(ready, body); concurrent callers share one round of probes."""
+        if draining():
+            return False, {"status": "draining", "checks": {}}
         report = self._report
         if report is None or time.monotonic() - self._checked_at > self._cache_seconds:
             if self._inflight is None:
                 self._inflight = asyncio.create_task(self._probe_all(), name="ready-probe")
             report = await asyncio.shield(self._inflight)
         return report["status"] == "ready", report
+
+    async def keep_polling(self, interval: float) -> None:
+        """Probe every instance each `interval` seconds, for the balancer's sake."""
+        while True:
+            try:
+                if self._inflight is None:
+                    self._inflight = asyncio.create_task(self._probe_all(), name="ready-probe")
+                await asyncio.shield(self._inflight)
+            except Exception:  # a probe round never stops the poller
+                logger.exception("readiness probe round failed")
+            await asyncio.sleep(interval)
 
     async def _probe_all(self) -> dict[str, Any]:
         try:
@@ -55,6 +75,8 @@ class Readiness:
             )
             checks = {name: state for name, (state, _) in zip(names, results, strict=True)}
             instances = {name: each for name, (_, each) in zip(names, results, strict=True)}
+            if self._keys_loaded is not None:
+                checks["auth-keys"] = "ok" if self._keys_loaded() else "unavailable"
             if self._redis is not None:
                 checks["redis"] = await self._redis.check()
             ready = all(state in READY_STATES for state in checks.values())
@@ -70,6 +92,8 @@ class Readiness:
 
     async def _probe_service(self, upstream: Upstream) -> tuple[str, dict[str, str]]:
         states = await asyncio.gather(*(self._probe(pool) for pool in upstream.pools))
+        for pool, state in zip(upstream.pools, states, strict=True):
+            pool.health.probed(state)
         each = {pool.url: state for pool, state in zip(upstream.pools, states, strict=True)}
         up = sum(state == "ok" for state in states)
         if up == len(states):

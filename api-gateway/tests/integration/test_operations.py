@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import uuid
 
+import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from prometheus_client.parser import text_string_to_metric_families
 
 pytestmark = pytest.mark.anyio
@@ -22,7 +24,7 @@ async def test_ready_names_every_dependency_when_all_answer(client, auth_upstrea
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "ready"
-    assert body["checks"] == {"auth-service": "ok", "product-service": "ok"}
+    assert body["checks"] == {"auth-service": "ok", "product-service": "ok", "auth-keys": "ok"}
     assert body["instances"]["auth-service"] == {auth_upstream.url: "ok"}
 
 
@@ -31,8 +33,29 @@ async def test_ready_is_503_when_an_upstream_is_not_ready(client, product_upstre
     response = await client.get("/ready")
     assert response.status_code == 503
     body = response.json()
-    assert body["checks"] == {"auth-service": "ok", "product-service": "unavailable"}
+    assert body["checks"] == {
+        "auth-service": "ok",
+        "product-service": "unavailable",
+        "auth-keys": "ok",
+    }
     assert body["instances"]["product-service"] == {product_upstream.url: "not_ready"}
+
+
+async def test_ready_is_503_until_the_auth_keys_are_loaded(
+    make_settings, open_gateway, auth_upstream
+) -> None:
+    auth_upstream.jwks_status = 503
+    async with open_gateway(make_settings(ready_cache_seconds=0)) as client:
+        response = await client.get("/ready")
+        assert response.status_code == 503
+        assert response.json()["checks"]["auth-keys"] == "unavailable"
+        auth_upstream.jwks_status = 200
+        # A token-bearing request retries the fetch at once while no keys were ever loaded.
+        token = jwt.encode(
+            {"sub": "u"}, Ed25519PrivateKey.generate(), algorithm="EdDSA", headers={"kid": "k1"}
+        )
+        await client.get("/auth/me", headers={"Authorization": f"Bearer {token}"})
+        assert (await client.get("/ready")).status_code == 200
 
 
 async def test_ready_is_503_when_an_upstream_is_down(make_settings, open_gateway, refused_url):
