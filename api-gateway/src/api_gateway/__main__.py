@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import argparse
 
-import uvicorn
-
 from api_gateway.config import Settings
 from shop_common.logging import configure_logging
+from shop_common.shutdown import serve as serve_draining
 
 
 def serve(settings: Settings) -> None:
     configure_logging("api-gateway", settings.log_level)
-    uvicorn.run(
+    serve_draining(
         "api_gateway.main:create_app",
+        drain_seconds=settings.shutdown_drain_seconds,
+        timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
         factory=True,
         host=settings.gateway_host,
         port=settings.gateway_port,

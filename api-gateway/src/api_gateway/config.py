@@ -67,6 +67,9 @@ class Settings(ServiceSettings):
     auth_service_url: CommaList = ()
     product_service_url: CommaList = ()
     upstream_timeout: float = Field(default=10.0, gt=0, le=600)
+    # How often every instance's /ready is probed, so the balancer skips the ones that
+    # are down or draining (under the services' 3 s drain, with room for one miss).
+    upstream_probe_seconds: float = Field(default=1.0, gt=0, le=60)
 
     cors_origins: CommaList = ()
     trusted_proxies: CommaList = ()

@@ -19,9 +19,13 @@ HIGH_WATER = 256 * 1024  # stop reading the upstream while this much is unsent
 class UpstreamError(Exception):
     """The exchange with the upstream failed."""
 
+    nothing_sent = False  # True: the instance never saw the request, any may take it
+
 
 class ConnectFailed(UpstreamError):
     """No connection: nothing was sent, so another instance may be tried."""
+
+    nothing_sent = True
 
 
 class UpstreamTimedOut(UpstreamError):

@@ -14,10 +14,12 @@ import ssl
 from collections.abc import AsyncIterator, Sequence
 from urllib.parse import urlsplit
 
+from api_gateway.breaker import InstanceHealth
 from api_gateway.connection import (
     ConnectFailed,
     Connection,
     UpstreamBroken,
+    UpstreamError,
     UpstreamTimedOut,
 )
 
@@ -60,6 +62,7 @@ class UpstreamResponse:
 
     def release(self) -> None:
         """Back to the pool when the exchange finished cleanly, else closed."""
+        self._pool.health.outstanding -= 1
         self._pool.release(self._conn)
 
 
@@ -77,6 +80,7 @@ class ConnectionPool:
         self._host_header = parts.netloc.encode("idna")
         self._prefix = parts.path.rstrip("/").encode("ascii")
         self._idle: list[Connection] = []
+        self.health = InstanceHealth()
 
     async def request(
         self,
@@ -95,6 +99,34 @@ class ConnectionPool:
         """
         if method == b"HEAD":
             raise ValueError("the upstream client does not send HEAD; forward it as GET")
+        health = self.health
+        health.outstanding += 1
+        try:
+            response = await self._request(method, target, headers, body, timeout, body_length)
+        except ConnectFailed:
+            health.outstanding -= 1
+            health.failed(refused=True)
+            self.close()  # its idle connections are as dead as the process behind them
+            raise
+        except UpstreamError:
+            health.outstanding -= 1
+            health.failed()
+            raise
+        except BaseException:
+            health.outstanding -= 1
+            raise
+        health.succeeded()
+        return response
+
+    async def _request(
+        self,
+        method: bytes,
+        target: bytes,
+        headers: list[tuple[bytes, bytes]],
+        body: Body,
+        timeout: float,
+        body_length: int | None,
+    ) -> UpstreamResponse:
         chunked = body is not None and not isinstance(body, bytes) and body_length is None
         head = self._head(method, target, headers, body, body_length, chunked=chunked)
         conn = self._take_idle()
@@ -179,7 +211,9 @@ class ConnectionPool:
                     lambda: Connection(loop), self._host, self._port, ssl=self._ssl
                 )
         except TimeoutError as exc:
-            raise UpstreamTimedOut(f"connecting to {self.url} timed out") from exc
+            timed_out = UpstreamTimedOut(f"connecting to {self.url} timed out")
+            timed_out.nothing_sent = True
+            raise timed_out from exc
         except OSError as exc:  # refused, unreachable, unknown host
             raise ConnectFailed(f"cannot connect to {self.url}: {exc}") from exc
         return conn
@@ -215,7 +249,12 @@ class ConnectionPool:
 
 
 class Upstream:
-    """The instances of one service, taken in turn; a refused connection tries the next."""
+    """The instances of one service: the least busy usable one first, in turn on a tie.
+
+    A request whose connection failed before anything was sent is retried once on
+    another instance; a GET (the gateway forwards HEAD as GET) also when the instance
+    broke or timed out before its response head. See docs/decisions/gateway-balancing.md.
+    """
 
     def __init__(self, name: str, urls: Sequence[str]) -> None:
         if not urls:
@@ -223,6 +262,24 @@ class Upstream:
         self.name = name
         self.pools = [ConnectionPool(url) for url in urls]
         self._next = 0
+
+    def _pick(self, exclude: ConnectionPool | None = None) -> ConnectionPool | None:
+        """Usable instances first; if none, a reachable one that failed its probe (it may
+        still answer); None when every breaker is open: fail fast."""
+        pools = self.pools
+        start = self._next
+        self._next = (start + 1) % len(pools)
+        best: ConnectionPool | None = None
+        best_rank: tuple[int, int] | None = None
+        for offset in range(len(pools)):
+            pool = pools[(start + offset) % len(pools)]
+            health = pool.health
+            if pool is exclude or health.open:
+                continue
+            rank = (health.not_ready, health.outstanding)
+            if best_rank is None or rank < best_rank:
+                best, best_rank = pool, rank
+        return best
 
     async def request(
         self,
@@ -234,24 +291,36 @@ class Upstream:
         timeout: float,
         body_length: int | None = None,
     ) -> UpstreamResponse:
-        pools = self.pools
-        start = self._next
-        self._next = (start + 1) % len(pools)
-        for attempt in range(len(pools) - 1):
-            try:
-                pool = pools[(start + attempt) % len(pools)]
-                return await pool.request(
-                    method, target, headers, body, timeout=timeout, body_length=body_length
-                )
-            except ConnectFailed:
-                continue  # nothing was sent: the next instance may take it
-        return await pools[(start + len(pools) - 1) % len(pools)].request(
+        pool = self._pick()
+        if pool is None:
+            raise ConnectFailed(f"{self.name}: every instance's circuit is open")
+        try:
+            return await pool.request(
+                method, target, headers, body, timeout=timeout, body_length=body_length
+            )
+        except (ConnectFailed, UpstreamTimedOut, UpstreamBroken) as exc:
+            if not _retryable(exc, method, body):
+                raise
+            other = self._pick(exclude=pool)
+            if other is None:
+                raise
+        return await other.request(
             method, target, headers, body, timeout=timeout, body_length=body_length
         )
 
     def close(self) -> None:
         for pool in self.pools:
             pool.close()
+
+
+def _retryable(exc: UpstreamError, method: bytes, body: Body) -> bool:
+    if exc.nothing_sent:
+        return True  # the instance never saw the request
+    if method != b"GET" or body is not None:
+        return False
+    # A timeout is not retried: the instance may still be working on it, and a second
+    # wait would double the client's.
+    return isinstance(exc, UpstreamBroken) and exc.before_response
 
 
 async def fetch(

@@ -10,7 +10,7 @@ from api_gateway import __main__ as cli
 @pytest.fixture
 def uvicorn_calls(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     calls: list[dict[str, Any]] = []
-    monkeypatch.setattr("uvicorn.run", lambda app, **kw: calls.append({"app": app, **kw}))
+    monkeypatch.setattr(cli, "serve_draining", lambda app, **kw: calls.append({"app": app, **kw}))
     monkeypatch.setattr(cli, "configure_logging", lambda *_args: None)
     return calls
 
@@ -32,6 +32,7 @@ def test_serve_runs_the_app_factory_on_uvloop_and_httptools(
     assert call["access_log"] is False
     assert call["proxy_headers"] is False
     assert call["server_header"] is False  # no Server header naming uvicorn's version
+    assert call["drain_seconds"] == 3.0  # SIGTERM: /ready 503 first, then stop
 
 
 def test_an_unknown_command_is_refused(uvicorn_calls: list[dict[str, Any]]) -> None:

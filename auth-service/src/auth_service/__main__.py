@@ -46,13 +46,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _serve(settings: Settings) -> int:
-    import uvicorn
-
     from auth_service.main import create_app
+    from shop_common.shutdown import serve
 
     app = create_app(settings)
-    uvicorn.run(
+    serve(
         app,
+        drain_seconds=settings.shutdown_drain_seconds,
+        timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
         host=settings.auth_host,
         port=settings.auth_port,
         loop="uvloop",

@@ -6,11 +6,10 @@ import argparse
 import asyncio
 import logging
 
-import uvicorn
-
 from product_service.config import SERVICE_NAME, Settings
 from product_service.db import migrate_database
 from shop_common.logging import configure_logging
+from shop_common.shutdown import serve
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -30,8 +29,10 @@ def main(argv: list[str] | None = None) -> None:
         return
     # Alembic logs at INFO each time /ready reads the schema version.
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    uvicorn.run(
+    serve(
         "product_service.main:create_app",
+        drain_seconds=settings.shutdown_drain_seconds,
+        timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
         factory=True,
         host=settings.product_host,
         port=settings.product_port,

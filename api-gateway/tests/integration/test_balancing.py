@@ -1,0 +1,172 @@
+"""Several instances behind one Upstream: balancing, ejection, retries, the breaker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import pytest
+
+from api_gateway import breaker
+from api_gateway.connection import ConnectFailed, UpstreamBroken
+from api_gateway.readiness import Readiness
+from api_gateway.upstream import Upstream, fetch
+
+pytestmark = pytest.mark.anyio
+
+
+@dataclass
+class Instance:
+    url: str
+    hits: list[bytes] = field(default_factory=list)
+    drop: bool = False  # close the connection without answering
+    ready: bool = True
+    writers: list[asyncio.StreamWriter] = field(default_factory=list)
+
+
+@contextlib.asynccontextmanager
+async def instance() -> AsyncIterator[Instance]:
+    state = Instance("")
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        state.writers.append(writer)
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                line = head.split(b"\r\n", 1)[0]
+                if b"/ready" in line:
+                    status = b"200 OK" if state.ready else b"503 Service Unavailable"
+                else:
+                    state.hits.append(line)
+                    if state.drop:
+                        break
+                    status = b"200 OK"
+                writer.write(b"HTTP/1.1 " + status + b"\r\ncontent-length: 2\r\n\r\nok")
+                await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    state.url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    try:
+        yield state
+    finally:
+        server.close()
+        for writer in state.writers:
+            writer.close()
+        await server.wait_closed()
+        await asyncio.sleep(0)
+
+
+async def get(upstream: Upstream, method: bytes = b"GET", body: bytes | None = None) -> int:
+    response = await upstream.request(method, b"/x", [], body, timeout=2)
+    try:
+        while await response.read(2):
+            pass
+        return response.status
+    finally:
+        response.release()
+
+
+async def test_requests_are_spread_over_the_instances() -> None:
+    async with instance() as first, instance() as second:
+        upstream = Upstream("product-service", [first.url, second.url])
+        for _ in range(10):
+            assert await get(upstream) == 200
+        upstream.close()
+    assert (len(first.hits), len(second.hits)) == (5, 5)
+
+
+async def test_the_least_busy_instance_gets_the_next_request() -> None:
+    async with instance() as first, instance() as second:
+        upstream = Upstream("product-service", [first.url, second.url])
+        upstream.pools[0].health.outstanding = 5  # as if five long requests were running
+        for _ in range(4):
+            assert await get(upstream) == 200
+        upstream.close()
+    assert (len(first.hits), len(second.hits)) == (0, 4)
+
+
+async def test_a_refused_instance_is_skipped_until_it_answers_its_probe(refused_url) -> None:
+    async with instance() as alive:
+        upstream = Upstream("product-service", [refused_url, alive.url])
+        for _ in range(4):
+            assert await get(upstream) == 200  # the refusal is retried on the live one
+        dead = upstream.pools[0]
+        assert dead.health.open
+        assert len(alive.hits) == 4
+        dead.health.probed("ok")  # the readiness poller saw it back
+        assert dead.health.usable
+        upstream.close()
+
+
+async def test_every_circuit_open_fails_fast_without_connecting(refused_url) -> None:
+    upstream = Upstream("product-service", [refused_url, refused_url])
+    with pytest.raises(ConnectFailed):
+        await get(upstream)
+    assert all(pool.health.open for pool in upstream.pools)
+    with pytest.raises(ConnectFailed, match="circuit is open"):
+        await get(upstream)
+
+
+@pytest.mark.parametrize(
+    ("method", "body", "retried"),
+    [
+        pytest.param(b"GET", None, True, id="GET-is-retried-on-the-other-instance"),
+        pytest.param(b"POST", b"{}", False, id="POST-is-not-retried-once-sent"),
+    ],
+)
+async def test_an_instance_that_drops_the_request_after_it_was_sent(
+    method: bytes, body: bytes | None, retried: bool
+) -> None:
+    async with instance() as dropping, instance() as healthy:
+        dropping.drop = True
+        upstream = Upstream("product-service", [dropping.url, healthy.url])
+        if retried:
+            assert await get(upstream, method, body) == 200
+        else:
+            with pytest.raises(UpstreamBroken):
+                await get(upstream, method, body)
+        upstream.close()
+    assert len(dropping.hits) == 1
+    assert len(healthy.hits) == (1 if retried else 0)
+
+
+async def test_repeated_failures_open_the_breaker_and_it_closes_on_success(monkeypatch) -> None:
+    monkeypatch.setattr(breaker, "COOL_DOWN_SECONDS", 0.2)
+    health = breaker.InstanceHealth()
+    for _ in range(breaker.FAILURE_THRESHOLD - 1):
+        health.failed()
+    assert not health.open
+    health.failed()
+    assert health.open
+    await asyncio.sleep(0.25)
+    assert health.usable  # half-open: the next request tries it
+    health.failed()  # and one more failure opens it again, for longer
+    assert health.open
+    health.succeeded()
+    assert health.usable
+
+
+async def test_the_readiness_poller_ejects_an_instance_that_is_not_ready() -> None:
+    async with instance() as draining, instance() as ready:
+        draining.ready = False
+        upstream = Upstream("product-service", [draining.url, ready.url])
+        readiness = Readiness({"product-service": upstream}, cache_seconds=0, timeout=1)
+        poller = asyncio.create_task(readiness.keep_polling(0.05))
+        await asyncio.sleep(0.2)
+        for _ in range(4):
+            assert await get(upstream) == 200
+        assert (len(draining.hits), len(ready.hits)) == (0, 4)
+        ok, report = await readiness.report()
+        assert ok  # one ready instance of the service is enough
+        assert report["instances"]["product-service"][draining.url] == "not_ready"
+        draining.ready = True
+        await asyncio.sleep(0.2)
+        status, _ = await fetch(upstream, b"/x", [], timeout=2)
+        status, _ = await fetch(upstream, b"/x", [], timeout=2)
+        assert status == 200 and len(draining.hits) == 1  # it rejoined
+        poller.cancel()
+        await readiness.close()
+        upstream.close()
