@@ -32,13 +32,14 @@ from product_service.prices import (
 )
 from product_service.service import Actor, ListRequest
 from shop_common.credential import Caller
+from shop_common.database import open_session
 from shop_common.models import ALLOWED_IN_LONG_TEXT, has_control_character
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """Opens and closes only: service.py commits, anything uncommitted is rolled back."""
     sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
-    async with sessionmaker() as session:
+    async with open_session(sessionmaker) as session:
         yield session
 
 

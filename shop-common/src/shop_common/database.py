@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,7 @@ from sqlalchemy.exc import (
     OperationalError,
 )
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 from starlette.responses import Response
 
 from shop_common.problems import problem_response
@@ -74,6 +76,26 @@ def _discard_closed(_: Any, __: Any, connection_proxy: Any) -> None:
     is_closed = getattr(driver, "is_closed", None)
     if is_closed is not None and is_closed():
         raise DisconnectionError("the server closed this connection")
+
+
+@asynccontextmanager
+async def open_session(sessionmaker: Callable[[], AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """A request's session whose closing never fails the request.
+
+    The session closes after the response has started; on a connection the server
+    terminated (pg_terminate_backend, a restart) asyncpg's rollback fails there, and an
+    error then would cut the response off (the gateway sees a 502). The connection is
+    invalidated instead, so the pool drops it.
+    """
+    session = sessionmaker()
+    try:
+        yield session
+    finally:
+        try:
+            await session.close()
+        except DBAPIError as exc:
+            logger.warning("session closed on a lost connection: %s", type(exc).__name__)
+            await session.invalidate()
 
 
 # The database went away under a request: a connection the server closed (DBAPIError
