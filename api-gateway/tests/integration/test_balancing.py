@@ -22,6 +22,7 @@ class Instance:
     url: str
     hits: list[bytes] = field(default_factory=list)
     drop: bool = False  # close the connection without answering
+    cut: bool = False  # close the connection halfway through the body
     ready: bool = True
     writers: list[asyncio.StreamWriter] = field(default_factory=list)
 
@@ -41,6 +42,9 @@ async def instance() -> AsyncIterator[Instance]:
                 else:
                     state.hits.append(line)
                     if state.drop:
+                        break
+                    if state.cut:
+                        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nhalf")
                         break
                     status = b"200 OK"
                 writer.write(b"HTTP/1.1 " + status + b"\r\ncontent-length: 2\r\n\r\nok")
@@ -131,6 +135,15 @@ async def test_an_instance_that_drops_the_request_after_it_was_sent(
         upstream.close()
     assert len(dropping.hits) == 1
     assert len(healthy.hits) == (1 if retried else 0)
+
+
+async def test_a_get_whose_instance_dies_mid_body_is_answered_by_another() -> None:
+    async with instance() as dying, instance() as healthy:
+        dying.cut = True
+        upstream = Upstream("product-service", [dying.url, healthy.url])
+        assert await get(upstream) == 200
+        upstream.close()
+    assert (len(dying.hits), len(healthy.hits)) == (1, 1)
 
 
 async def test_repeated_failures_open_the_breaker_and_it_closes_on_success(monkeypatch) -> None:
