@@ -13,7 +13,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializ
 from pydantic.config import JsonDict
 
 from auth_service import passwords
-from shop_common.models import NOT_BLANK_PATTERN, PlainText, StrictModel, TrimmedText
+from shop_common.models import PlainText, StrictModel, TrimmedText, trimmed_text_pattern
 
 MAX_EMAIL_LENGTH = 254
 MAX_NAME_LENGTH = 100
@@ -72,11 +72,8 @@ Name = Annotated[
     AfterValidator(_valid_unicode),
     AfterValidator(_length_between(1, MAX_NAME_LENGTH)),
     Field(
-        json_schema_extra={
-            "minLength": 1,
-            "maxLength": MAX_NAME_LENGTH,
-            "pattern": NOT_BLANK_PATTERN,
-        }
+        json_schema_extra={"minLength": 1, "pattern": trimmed_text_pattern(MAX_NAME_LENGTH)},
+        description=f"1 to {MAX_NAME_LENGTH} characters after trimming; no control characters",
     ),
 ]
 NewEmail = Annotated[
@@ -91,9 +88,12 @@ NewPassword = Annotated[
     str,
     AfterValidator(_valid_unicode),
     AfterValidator(_new_password),
+    # Not minLength/maxLength: those count the text as sent, and NFKC can lengthen it
+    # ("\ufdfa" is 18 characters) or shorten it (a decomposed "e\u0301" is one).
     Field(
-        json_schema_extra={"minLength": passwords.MIN_LENGTH, "maxLength": passwords.MAX_LENGTH},
-        description="8 to 128 characters after NFKC normalisation; any Unicode",
+        json_schema_extra={"minLength": 1},
+        description=f"{passwords.MIN_LENGTH} to {passwords.MAX_LENGTH} characters after NFKC "
+        "normalisation; any Unicode",
     ),
 ]
 Password = Annotated[str, AfterValidator(_valid_unicode)]

@@ -25,10 +25,10 @@ from product_service.models import Product
 from product_service.prices import cents_to_json, price_cents
 from shop_common.models import (
     NO_CONTROL_BUT_WHITESPACE_PATTERN,
-    NOT_BLANK_PATTERN,
     LongText,
     StrictModel,
     TrimmedText,
+    trimmed_text_pattern,
 )
 
 MAX_STOCK = 2_147_483_647
@@ -87,7 +87,12 @@ Name = Annotated[
     AfterValidator(_valid_unicode),
     _length(1, 200, "characters after trimming"),
     WithJsonSchema(
-        {"type": "string", "minLength": 1, "maxLength": 200, "pattern": NOT_BLANK_PATTERN}
+        {
+            "type": "string",
+            "minLength": 1,
+            "pattern": trimmed_text_pattern(200),
+            "description": "1 to 200 characters after trimming; no control characters.",
+        }
     ),
 ]
 Description = Annotated[
@@ -118,7 +123,12 @@ Sku = Annotated[
     AfterValidator(_valid_unicode),
     _length(1, 64, "characters after trimming"),
     WithJsonSchema(
-        {"type": "string", "minLength": 1, "maxLength": 64, "pattern": NOT_BLANK_PATTERN}
+        {
+            "type": "string",
+            "minLength": 1,
+            "pattern": trimmed_text_pattern(64),
+            "description": "1 to 64 characters after trimming; unique; no control characters.",
+        }
     ),
 ]
 Timestamp = Annotated[

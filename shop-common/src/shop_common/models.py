@@ -8,14 +8,30 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 ALLOWED_IN_LONG_TEXT = frozenset("\t\r\n")
-# The same rules as JSON Schema patterns (ECMA-262 syntax), so that generated clients and
-# fuzzers know a control character (Unicode category Cc) is refused.
-NO_CONTROL_PATTERN = r"^[^\u0000-\u001f\u007f-\u009f]*$"
+# The same rules as JSON Schema patterns (ECMA-262 syntax, which Python's re and the
+# fuzzers' engines read alike), so that clients and fuzzers know what is refused.
+_CONTROL = r"\u0000-\u001f\u007f-\u009f"  # Unicode category Cc
+NO_CONTROL_PATTERN = rf"^[^{_CONTROL}]*$"
 NO_CONTROL_BUT_WHITESPACE_PATTERN = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$"
-# Single-line text with at least one character that trimming keeps.
-NOT_BLANK_PATTERN = (
-    r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
-)
+
+
+# What str.strip() removes that is not a control character, spelled out: regex engines
+# disagree about \s (ASCII-only in some fuzzers, Unicode in Python and Rust).
+_SPACE = r" \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+
+
+def trimmed_text_pattern(max_length: int) -> str:
+    """TrimmedText of 1 to max_length characters once trimmed, as one exact pattern.
+
+    maxLength would count the untrimmed text, which the service does not do (a
+    `minLength: 1` beside it is true, and some fuzzers need it).
+    """
+    if max_length < 2:
+        raise ValueError("max_length must be at least 2")
+    edge = f"[{_SPACE}]*"
+    solid = f"[^{_SPACE}{_CONTROL}]"
+    inner = f"[^{_CONTROL}]"
+    return f"^{edge}{solid}(?:{inner}{{0,{max_length - 2}}}{solid})?{edge}$"
 
 
 class StrictModel(BaseModel):
