@@ -13,11 +13,12 @@ from auth_service.models import Account
 from auth_service.service import AuthService
 from auth_service.signing_keys import KeyRing
 from shop_common.credential import Caller
+from shop_common.database import open_session
 
 
 async def _session(request: Request) -> AsyncIterator[AsyncSession]:
     # Opens and closes only: service.py commits, anything uncommitted is rolled back.
-    async with request.app.state.sessions() as session:
+    async with open_session(request.app.state.sessions) as session:
         yield session
 
 
