@@ -28,6 +28,7 @@ from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 from starlette.responses import Response
 
+from shop_common.pool_metrics import watch_pool
 from shop_common.problems import problem_response
 
 logger = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
 
+        watch_pool(engine)
         return engine
     # Sized for the bench's 32 concurrent requests: a smaller pool opens and closes
     # overflow connections under load. No pre-ping: on asyncpg it costs three round trips
@@ -62,6 +64,7 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     kwargs.setdefault("pool_recycle", 1800)
     engine = create_async_engine(url, **kwargs)
     event.listen(engine.sync_engine.pool, "checkout", _discard_closed)
+    watch_pool(engine)
     return engine
 
 
