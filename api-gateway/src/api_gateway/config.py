@@ -73,6 +73,9 @@ class Settings(ServiceSettings):
 
     cors_origins: CommaList = ()
     trusted_proxies: CommaList = ()
+    # Who may read /metrics (addresses or CIDRs, the client as TRUSTED_PROXIES tell it);
+    # empty: everyone. Others get 404, as if there were no such path.
+    metrics_allowed_networks: CommaList = ()
     # Shared store for rate limits and revocations; unset: in-process limits and the
     # auth-service poll for revocations.
     redis_url: str | None = None
@@ -118,7 +121,7 @@ class Settings(ServiceSettings):
             raise ValueError(f"{url!r} is not a redis://, rediss:// or unix:// URL")
         return url
 
-    @field_validator("trusted_proxies")
+    @field_validator("trusted_proxies", "metrics_allowed_networks")
     @classmethod
     def _check_proxies(cls, entries: tuple[str, ...]) -> tuple[str, ...]:
         for entry in entries:
@@ -145,3 +148,9 @@ class Settings(ServiceSettings):
     @property
     def trusted_networks(self) -> tuple[Network, ...]:
         return tuple(ipaddress.ip_network(entry, strict=False) for entry in self.trusted_proxies)
+
+    @property
+    def metrics_networks(self) -> tuple[Network, ...]:
+        return tuple(
+            ipaddress.ip_network(entry, strict=False) for entry in self.metrics_allowed_networks
+        )

@@ -125,6 +125,7 @@ class Gateway:
             cors=CorsPolicy(settings.cors_origins),
             metrics=self.metrics,
             forwarded=ForwardedFor(settings.trusted_networks),
+            metrics_networks=settings.metrics_networks,
             throttling=Throttling(self.limiter, settings),
             own_routes=self.docs.routes(),
         )

@@ -10,6 +10,7 @@ matches the policy table or is 404.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -18,6 +19,7 @@ import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import Receive, Scope, Send
 
+from api_gateway.config import Network
 from api_gateway.cors import CorsPolicy
 from api_gateway.exceptions import (
     InvalidToken,
@@ -62,6 +64,7 @@ class Router:
         metrics: RequestMetrics,
         forwarded: ForwardedFor,
         throttling: Throttling,
+        metrics_networks: tuple[Network, ...] = (),
         own_routes: Mapping[str, Callable[[Exchange], Awaitable[None]]] | None = None,
     ) -> None:
         self._policy = policy
@@ -72,6 +75,7 @@ class Router:
         self._readiness = readiness
         self._cors = cors
         self._metrics = metrics
+        self._metrics_networks = metrics_networks
         self._own: dict[str, Callable[[Exchange], Awaitable[None]]] = {
             "/health": self._health,
             "/ready": self._ready,
@@ -117,6 +121,8 @@ class Router:
 
         own = self._own.get(path)
         if own is not None:
+            if path == "/metrics" and not self._may_read_metrics(scope, headers):
+                raise RouteNotFound()
             exchange.route = path
             if method not in ("GET", "HEAD"):
                 raise MethodNotAllowed(OWN_ALLOW)
@@ -194,6 +200,20 @@ class Router:
             email_retry_after=wait,
             on_status=on_status,
         )
+
+    def _may_read_metrics(self, scope: Scope, headers: RequestHeaders) -> bool:
+        """METRICS_ALLOWED_NETWORKS, when set, against the client (trusted proxies heard)."""
+        if not self._metrics_networks:
+            return True
+        peer = scope["client"][0] if scope.get("client") else None
+        address, _ = self._forwarded.client_and_chain(peer, headers.forwarded_for)
+        if address is None:
+            return False
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in self._metrics_networks)
 
     async def _authenticate(self, rule: Rule, headers: RequestHeaders) -> Identity | None:
         """401 when the route needs a token and there is none; any token given must be valid."""
