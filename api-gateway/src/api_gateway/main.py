@@ -13,7 +13,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from starlette.types import Receive, Scope, Send
@@ -37,6 +37,9 @@ from api_gateway.upstream import Upstream, fetch
 from shop_common.credential import Caller, CredentialSigner
 from shop_common.keys import ensure_ed25519_keypair, load_private_key
 
+if TYPE_CHECKING:
+    from shop_common.tracing import Tracing
+
 JWKS_PATH = b"/auth/jwks.json"
 REVOCATIONS_PATH = b"/internal/revocations"
 # The gateway's own fetches (keys, revocations) are retried soon anyway: never wait long.
@@ -47,8 +50,9 @@ logger = logging.getLogger(__name__)
 class Gateway:
     """The ASGI application; `running()` (or the ASGI lifespan) starts and stops it."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, tracing: Tracing | None = None) -> None:
         self.settings = settings
+        self.tracing = tracing or _otlp_tracing(settings)
         self.upstreams = {
             Service.AUTH: Upstream(Service.AUTH, settings.auth_urls),
             Service.PRODUCT: Upstream(Service.PRODUCT, settings.product_urls),
@@ -116,6 +120,7 @@ class Gateway:
             self.metrics,
             timeout=settings.upstream_timeout,
             max_body=settings.max_body_bytes,
+            tracing=self.tracing,
         )
         self._router = Router(
             policy=PolicyTable(),
@@ -126,6 +131,7 @@ class Gateway:
             metrics=self.metrics,
             forwarded=ForwardedFor(settings.trusted_networks),
             metrics_networks=settings.metrics_networks,
+            tracing=self.tracing,
             throttling=Throttling(self.limiter, settings),
             own_routes=self.docs.routes(),
         )
@@ -210,5 +216,14 @@ class Gateway:
         return body
 
 
-def create_app(settings: Settings | None = None) -> Gateway:
-    return Gateway(settings or Settings())
+def _otlp_tracing(settings: Settings) -> Tracing | None:
+    """Traces over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set; else no opentelemetry."""
+    if not settings.otel_exporter_otlp_endpoint:
+        return None
+    from shop_common.tracing import Tracing
+
+    return Tracing.to_otlp("api-gateway", settings.otel_exporter_otlp_endpoint)
+
+
+def create_app(settings: Settings | None = None, *, tracing: Tracing | None = None) -> Gateway:
+    return Gateway(settings or Settings(), tracing=tracing)

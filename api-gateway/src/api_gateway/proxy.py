@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from enum import Enum
+from typing import TYPE_CHECKING
 
 from starlette.types import Receive, Scope
 
@@ -23,6 +24,9 @@ from api_gateway.policy import Service
 from api_gateway.responses import SECURITY_HEADER_NAMES, Exchange
 from api_gateway.upstream import Body, Upstream
 from shop_common.credential import CREDENTIAL_HEADER, Caller, CredentialSigner
+
+if TYPE_CHECKING:
+    from shop_common.tracing import Tracing
 
 BUFFERED_BODY_LIMIT = 64 * 1024  # bodies up to this size go upstream in one write
 _CREDENTIAL = CREDENTIAL_HEADER.encode()
@@ -61,7 +65,9 @@ class Proxy:
         *,
         timeout: float,
         max_body: int,
+        tracing: Tracing | None = None,
     ) -> None:
+        self._tracing = tracing
         self._upstreams = upstreams
         self._signer = signer
         self._metrics = metrics
@@ -102,6 +108,10 @@ class Proxy:
             out.append((b"x-forwarded-host", headers.host))
         credential = self._credential(service, identity, exchange.request_id, email_retry_after)
         out.append((_CREDENTIAL, credential))
+        if self._tracing is not None:
+            # The client's traceparent, if any, is the parent of our span; the service's
+            # parent is our span.
+            self._tracing.inject(out)
 
         query = scope["query_string"]
         target = path.encode("ascii") + (b"?" + query if query else b"")

@@ -14,6 +14,7 @@ import ipaddress
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING
 
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -39,6 +40,9 @@ from api_gateway.throttling import Throttling, email_of
 from shop_common.logging import request_id_var, user_id_var
 from shop_common.problems import Problem
 from shop_common.request_context import sane_request_id
+
+if TYPE_CHECKING:
+    from shop_common.tracing import Tracing
 
 access_log = logging.getLogger("access")
 logger = logging.getLogger(__name__)
@@ -66,7 +70,9 @@ class Router:
         throttling: Throttling,
         metrics_networks: tuple[Network, ...] = (),
         own_routes: Mapping[str, Callable[[Exchange], Awaitable[None]]] | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
+        self._tracing = tracing
         self._policy = policy
         self._forwarded = forwarded
         self._throttling = throttling
@@ -84,6 +90,16 @@ class Router:
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        tracing = self._tracing
+        if tracing is None:
+            await self._handle(scope, receive, send)
+            return
+        method = scope["method"]
+        with tracing.server_span(method, scope["headers"]) as span:
+            exchange = await self._handle(scope, receive, send)
+            tracing.finish(span, method, exchange.route, exchange.status or CLIENT_CLOSED)
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> Exchange:
         started = time.perf_counter()
         headers = RequestHeaders(scope["headers"])
         exchange = Exchange(send, sane_request_id(headers.request_id))
@@ -108,6 +124,7 @@ class Router:
             IN_FLIGHT.dec()
             self._finish(scope, exchange, time.perf_counter() - started)
             request_id_var.reset(context)
+        return exchange
 
     async def _dispatch(
         self, scope: Scope, receive: Receive, exchange: Exchange, headers: RequestHeaders

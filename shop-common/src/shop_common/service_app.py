@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
@@ -14,6 +14,9 @@ from shop_common.problems import install_problem_handlers
 from shop_common.request_context import RequestContextMiddleware
 from shop_common.settings import ServiceSettings
 from shop_common.shutdown import CloseWhileDraining
+
+if TYPE_CHECKING:
+    from shop_common.tracing import Tracing
 
 PROBLEM_SCHEMA: dict[str, Any] = {
     "title": "Problem",
@@ -39,9 +42,14 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 
 
 def install_service_defaults(
-    app: FastAPI, *, settings: ServiceSettings, verifier: CredentialVerifier
+    app: FastAPI,
+    *,
+    settings: ServiceSettings,
+    verifier: CredentialVerifier,
+    tracing: Tracing | None = None,
 ) -> None:
-    """Problem handlers (503 for a lost database), request ids, metrics, the guards."""
+    """Problem handlers (503 for a lost database), request ids, metrics, the guards;
+    traces when OTEL_EXPORTER_OTLP_ENDPOINT is set (or `tracing` is given, in tests)."""
     install_problem_handlers(app)
     # Imported here: the gateway imports this module (PROBLEM_SCHEMA) and has no database.
     from shop_common.database import install_database_error_handler
@@ -52,9 +60,22 @@ def install_service_defaults(
     app.add_middleware(JsonBodyGuard, max_bytes=settings.max_body_bytes, exempt_paths=frozenset())
     app.add_middleware(GatewayGuard, verifier=verifier)
     app.add_middleware(MetricsMiddleware)
+    _install_tracing(app, settings, tracing)
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(CloseWhileDraining)
     _add_problem_schema(app)
+
+
+def _install_tracing(app: FastAPI, settings: ServiceSettings, tracing: Tracing | None) -> None:
+    if tracing is None and not settings.otel_exporter_otlp_endpoint:
+        return  # opentelemetry is never imported
+    from shop_common.tracing import Tracing, TracingMiddleware, trace_sql
+
+    if tracing is None:
+        assert settings.otel_exporter_otlp_endpoint is not None
+        tracing = Tracing.to_otlp(app.title, settings.otel_exporter_otlp_endpoint)
+    trace_sql()
+    app.add_middleware(TracingMiddleware, tracing=tracing)
 
 
 def _add_problem_schema(app: FastAPI) -> None:

@@ -30,6 +30,10 @@ class ServiceSettings(BaseSettings):
     shutdown_drain_seconds: float = Field(default=3.0, ge=0, le=60)
     shutdown_timeout_seconds: int = Field(default=5, gt=0, le=600)
 
+    # OpenTelemetry traces go over OTLP/HTTP to this collector (its /v1/traces); unset:
+    # no tracing at all, opentelemetry is not even imported.
+    otel_exporter_otlp_endpoint: str | None = None
+
     # The gateway's credential key pair; make run creates it under DATA_DIR.
     gateway_private_key_file: Path | None = None
     gateway_public_key_file: Path | None = None
