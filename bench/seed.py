@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,15 +63,16 @@ class Credentials:
     LIFETIME_S = 60
 
     def __init__(self, private_key: Path) -> None:
-        self._signer = CredentialSigner(load_private_key(private_key), lifetime=self.LIFETIME_S)
+        self._key = load_private_key(private_key)
         self._token = ""
         self._minted = 0.0
 
     def fresh(self) -> str:
         """A credential valid for at least 50 more seconds: mint one per round."""
-        self._token = self._signer.mint(
+        # A signer of its own each time: the signer reuses what it minted before.
+        self._token = CredentialSigner(self._key, lifetime=self.LIFETIME_S).mint(
             audience="product-service",
-            caller=Caller(user_id=None, role=None, request_id=f"bench-{uuid.uuid4().hex}"),
+            caller=Caller(user_id=None, role=None),
         )
         self._minted = time.monotonic()
         return self._token

@@ -14,7 +14,7 @@ from shop_common.credential import (
 )
 
 KEY = Ed25519PrivateKey.generate()
-CALLER = Caller(user_id="u-1", role="USER", request_id="r-1", session_id="s-1")
+CALLER = Caller(user_id="u-1", role="USER", session_id="s-1")
 
 
 def test_a_minted_credential_verifies_for_its_audience() -> None:
@@ -23,7 +23,7 @@ def test_a_minted_credential_verifies_for_its_audience() -> None:
 
 
 def test_an_anonymous_credential_carries_no_user() -> None:
-    anonymous = Caller(user_id=None, role=None, request_id="r-2")
+    anonymous = Caller(user_id=None, role=None)
     token = CredentialSigner(KEY).mint(audience="auth-service", caller=anonymous)
     caller = CredentialVerifier(KEY.public_key(), "auth-service").verify(token)
     assert caller.user_id is None
@@ -86,7 +86,7 @@ def test_an_hmac_credential_using_the_public_key_is_refused() -> None:
 
 
 def test_an_exhausted_email_limit_travels_in_the_credential() -> None:
-    limited = Caller(user_id=None, role=None, request_id="r-3", email_retry_after=42)
+    limited = Caller(user_id=None, role=None, email_retry_after=42)
     token = CredentialSigner(KEY).mint(audience="auth-service", caller=limited)
     assert (
         CredentialVerifier(KEY.public_key(), "auth-service").verify(token).email_retry_after == 42

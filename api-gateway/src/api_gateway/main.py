@@ -198,7 +198,7 @@ class Gateway:
         request_id = uuid.uuid4().hex
         credential = self._signer.mint(
             audience=service.value,
-            caller=Caller(user_id=None, role=None, request_id=request_id),
+            caller=Caller(user_id=None, role=None),
         )
         headers = [
             (b"x-request-id", request_id.encode()),

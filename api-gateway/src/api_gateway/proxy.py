@@ -106,7 +106,7 @@ class Proxy:
             out.append((b"x-forwarded-for", client.forwarded_for))
         if headers.host is not None:
             out.append((b"x-forwarded-host", headers.host))
-        credential = self._credential(service, identity, exchange.request_id, email_retry_after)
+        credential = self._credential(service, identity, email_retry_after)
         out.append((_CREDENTIAL, credential))
         if self._tracing is not None:
             # The client's traceparent, if any, is the parent of our span; the service's
@@ -156,16 +156,14 @@ class Proxy:
         self,
         service: Service,
         identity: Identity | None,
-        request_id: str,
         email_retry_after: int | None,
     ) -> bytes:
         if identity is None:
-            caller = Caller(None, None, request_id, email_retry_after=email_retry_after)
+            caller = Caller(None, None, email_retry_after=email_retry_after)
         else:
             caller = Caller(
                 user_id=identity.user_id,
                 role=identity.role,
-                request_id=request_id,
                 session_id=identity.session_id,
                 email_retry_after=email_retry_after,
             )

@@ -91,7 +91,7 @@ def _load_keyring(settings: Settings) -> KeyRing:
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     keyring: KeyRing = app.state.keyring
-    engine = create_engine(settings.database_url)
+    engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
     sessions = create_sessionmaker(engine)
     hasher = PasswordHasher(settings.bcrypt_rounds)
     issuer = TokenIssuer(

@@ -9,7 +9,7 @@ pytestmark = pytest.mark.anyio
 
 
 def limited(api, retry_after: int = 42) -> dict[str, str]:
-    caller = Caller(user_id=None, role=None, request_id="r", email_retry_after=retry_after)
+    caller = Caller(user_id=None, role=None, email_retry_after=retry_after)
     return {CREDENTIAL_HEADER: api.gateway.signer.mint(audience="auth-service", caller=caller)}
 
 

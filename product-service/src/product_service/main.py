@@ -10,6 +10,7 @@ from starlette.routing import Match
 
 from product_service.config import SERVICE_NAME, Settings
 from product_service.db import MIGRATIONS_PATH, VERSION_TABLE, session_factory
+from product_service.fast_read import ProductFastRead
 from product_service.router import router
 from shop_common.credential import CredentialVerifier
 from shop_common.database import create_engine, schema_state
@@ -27,7 +28,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings.database_url)
+        engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
         app.state.engine = engine
         app.state.sessionmaker = session_factory(engine)
         try:
@@ -43,6 +44,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redirect_slashes=False,
     )
     app.state.settings = settings
+    if not settings.otel_exporter_otlp_endpoint:
+        # Innermost of the middlewares: behind the credential check, inside the access
+        # log and metrics. Traced processes take the route, whose SQL has spans.
+        app.add_middleware(ProductFastRead, fastapi_app=app)
     install_service_defaults(app, settings=settings, verifier=verifier)
 
     async def check_ready() -> dict[str, str]:

@@ -7,16 +7,38 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, delete, or_, select, tuple_, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from product_service.cursors import Position, ProductFilter, Sort, sort_column
 from product_service.models import Product
 
 LIKE_ESCAPE = "\\"
+_PRODUCT = Product.__table__
+_TABLE = Product.__tablename__
+# The driver's own SQL for the hot read, its columns taken from the model.
+_BY_ID_SQL = f"SELECT {', '.join(_PRODUCT.columns.keys())} FROM {_TABLE} WHERE id = $1"
 
 
 async def get_product(session: AsyncSession, product_id: uuid.UUID) -> Product | None:
     return await session.get(Product, product_id, populate_existing=True)
+
+
+async def read_product(
+    connection: AsyncConnection, product_id: uuid.UUID
+) -> Mapping[Any, Any] | None:
+    """The product's columns, in one round trip and outside any transaction.
+
+    On PostgreSQL the query goes straight to asyncpg, whose statement cache prepares it
+    once per connection: no BEGIN and ROLLBACK around a single read, no ORM object
+    (docs/decisions/product-service-read-path.md has the measurements). Elsewhere
+    (SQLite) a Core SELECT.
+    """
+    if connection.dialect.name == "postgresql":
+        driver: Any = (await connection.get_raw_connection()).driver_connection
+        row: Mapping[Any, Any] | None = await driver.fetchrow(_BY_ID_SQL, product_id)
+        return row
+    result = await connection.execute(select(_PRODUCT).where(_PRODUCT.c.id == product_id))
+    return result.mappings().first()
 
 
 async def add_product(session: AsyncSession, product: Product) -> None:

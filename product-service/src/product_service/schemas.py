@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any
@@ -250,6 +251,23 @@ class ProductPublic(BaseModel):
             created_at=product.created_at,
             updated_at=product.updated_at,
             version=product.version,
+        )
+
+    @classmethod
+    def of_row(cls, row: Mapping[Any, Any]) -> ProductPublic:
+        """From the product table's columns (repository.read_product)."""
+        return cls(
+            id=row["id"],
+            name=row["name"],
+            description=row["description"],
+            price=cents_to_json(row["price_cents"]),
+            currency=row["currency"],
+            stock=row["stock"],
+            sku=row["sku"],
+            owner_id=row["owner_id"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+            version=row["version"],
         )
 
 

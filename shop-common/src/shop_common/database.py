@@ -32,6 +32,7 @@ from shop_common.pool_metrics import watch_pool
 from shop_common.problems import problem_response
 
 logger = logging.getLogger(__name__)
+DEFAULT_POOL_SIZE = 16
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
@@ -52,14 +53,16 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
         watch_pool(engine)
         return engine
-    # Sized for the bench's 32 concurrent requests: a smaller pool opens and closes
-    # overflow connections under load. No pre-ping: on asyncpg it costs three round trips
-    # per checkout (23 % of a GET's CPU). A connection the server closed is caught for
-    # free on checkout (_discard_closed), or fails its first statement; the pool then
+    # A fixed pool, no overflow: under sustained load past pool_size an overflow
+    # connection is opened for a request and closed after it (a PostgreSQL backend forked
+    # per request), so requests wait for a pooled one instead
+    # (docs/decisions/database-pool.md). No pre-ping: on asyncpg it costs three round
+    # trips per checkout (23 % of a GET's CPU). A connection the server closed is caught
+    # for free on checkout (_discard_closed), or fails its first statement; the pool then
     # drops it and every connection older than it, and the request answers 503
     # (install_database_error_handler). Recycling bounds how long an idle connection is trusted.
-    kwargs.setdefault("pool_size", 20)
-    kwargs.setdefault("max_overflow", 20)
+    kwargs.setdefault("pool_size", DEFAULT_POOL_SIZE)
+    kwargs.setdefault("max_overflow", 0)
     kwargs.setdefault("pool_pre_ping", False)
     kwargs.setdefault("pool_recycle", 1800)
     engine = create_async_engine(url, **kwargs)

@@ -30,6 +30,11 @@ class ServiceSettings(BaseSettings):
     shutdown_drain_seconds: float = Field(default=3.0, ge=0, le=60)
     shutdown_timeout_seconds: int = Field(default=5, gt=0, le=600)
 
+    # PostgreSQL connections each process keeps (SQLite ignores it). A request that finds
+    # them all busy waits for one rather than opening more: opening one costs far more
+    # than the wait (docs/decisions/database-pool.md).
+    database_pool_size: int = Field(default=16, ge=1, le=500)
+
     # OpenTelemetry traces go over OTLP/HTTP to this collector (its /v1/traces); unset:
     # no tracing at all, opentelemetry is not even imported.
     otel_exporter_otlp_endpoint: str | None = None

@@ -45,12 +45,10 @@ class GatewayKeys:
         user_id: str | None = None,
         role: Role | None = None,
         session_id: str | None = None,
-        request_id: str | None = None,
     ) -> dict[str, str]:
         caller = Caller(
             user_id=user_id,
             role=role if user_id else None,
-            request_id=request_id,
             session_id=session_id,
         )
         return {CREDENTIAL_HEADER: self.signer.mint(audience=audience, caller=caller)}
