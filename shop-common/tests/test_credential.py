@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import contextlib
 import time
 
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from shop_common import credential
 from shop_common.credential import (
     Caller,
     CredentialSigner,
@@ -91,3 +93,107 @@ def test_an_exhausted_email_limit_travels_in_the_credential() -> None:
     assert (
         CredentialVerifier(KEY.public_key(), "auth-service").verify(token).email_retry_after == 42
     )
+
+
+class _Clock:
+    """time.time and time.monotonic of the credential module, moved by hand."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.offset = 0.0
+        real_time, real_monotonic = time.time, time.monotonic
+        monkeypatch.setattr(credential.time, "time", lambda: real_time() + self.offset)
+        monkeypatch.setattr(credential.time, "monotonic", lambda: real_monotonic() + self.offset)
+
+
+def _count_calls(monkeypatch: pytest.MonkeyPatch, name: str) -> list[int]:
+    calls = [0]
+    original = getattr(credential.jwt, name)
+
+    def counted(*args: object, **kwargs: object) -> object:
+        calls[0] += 1
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(credential.jwt, name, counted)
+    return calls
+
+
+def test_a_callers_credential_is_reused_for_half_its_lifetime(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = _Clock(monkeypatch)
+    signs = _count_calls(monkeypatch, "encode")
+    signer = CredentialSigner(KEY, lifetime=30)
+    first = signer.mint(audience="product-service", caller=CALLER)
+    clock.offset = 14
+    assert signer.mint(audience="product-service", caller=CALLER) == first
+    assert signs[0] == 1
+    clock.offset = 16
+    renewed = signer.mint(audience="product-service", caller=CALLER)
+    assert renewed != first and signs[0] == 2
+    claims = jwt.decode(renewed, options={"verify_signature": False})
+    assert claims["exp"] - time.time() > 29  # renewed, not extended
+
+
+@pytest.mark.parametrize(
+    ("audience", "caller"),
+    [
+        pytest.param("auth-service", CALLER, id="other-audience"),
+        pytest.param("product-service", Caller("u-2", "USER", "s-1"), id="other-user"),
+        pytest.param("product-service", Caller("u-1", "ADMIN", "s-1"), id="other-role"),
+        pytest.param("product-service", Caller("u-1", "USER", "s-2"), id="other-session"),
+        pytest.param("product-service", Caller(None, None), id="anonymous"),
+    ],
+)
+def test_each_caller_and_audience_gets_its_own_credential(audience: str, caller: Caller) -> None:
+    signer = CredentialSigner(KEY)
+    mine = signer.mint(audience="product-service", caller=CALLER)
+    theirs = signer.mint(audience=audience, caller=caller)
+    assert theirs != mine
+    assert CredentialVerifier(KEY.public_key(), audience).verify(theirs) == caller
+
+
+def test_a_credential_with_an_email_limit_is_never_reused(monkeypatch: pytest.MonkeyPatch) -> None:
+    signs = _count_calls(monkeypatch, "encode")
+    signer = CredentialSigner(KEY)
+    limited = Caller(user_id=None, role=None, email_retry_after=42)
+    signer.mint(audience="auth-service", caller=limited)
+    signer.mint(audience="auth-service", caller=limited)
+    assert signs[0] == 2
+
+
+def test_a_verified_credential_is_checked_once_until_it_expires(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = _Clock(monkeypatch)
+    token = CredentialSigner(KEY, lifetime=30).mint(audience="product-service", caller=CALLER)
+    checks = _count_calls(monkeypatch, "decode")
+    verifier = CredentialVerifier(KEY.public_key(), "product-service")
+    assert verifier.verify(token) == CALLER
+    clock.offset = 34  # past exp, within the 5 s leeway
+    assert verifier.verify(token) == CALLER
+    assert checks[0] == 1
+    clock.offset = 36  # past the leeway: checked again (PyJWT's own clock decides)
+    with contextlib.suppress(InvalidCredential):
+        verifier.verify(token)
+    assert checks[0] == 2
+
+
+def test_a_refused_credential_is_never_remembered(monkeypatch: pytest.MonkeyPatch) -> None:
+    checks = _count_calls(monkeypatch, "decode")
+    verifier = CredentialVerifier(KEY.public_key(), "auth-service")
+    forged = _forge(role="ROOT")
+    for _ in range(2):
+        with pytest.raises(InvalidCredential):
+            verifier.verify(forged)
+    assert checks[0] == 2
+
+
+def test_the_caches_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(credential, "CACHE_ENTRIES", 3)
+    signer = CredentialSigner(KEY)
+    verifier = CredentialVerifier(KEY.public_key(), "product-service")
+    for n in range(10):
+        token = signer.mint(audience="product-service", caller=Caller(f"u-{n}", "USER"))
+        verifier.verify(token)
+    assert len(signer._minted) <= 3
+    assert len(verifier._verified) <= 3
