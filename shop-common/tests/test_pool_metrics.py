@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -93,3 +94,23 @@ async def test_metrics_show_connections_checked_out_and_idle(
     assert after["checked_out"] == before["checked_out"]
     # pool_size connections stay open for the next request; the overflow one closes
     assert after["idle"] - before["idle"] == 2
+
+
+@pytest.mark.postgres
+async def test_more_requests_than_connections_wait_for_the_pool_instead_of_opening_more() -> None:
+    """A fixed pool: 20 concurrent queries on a pool of 3 use 3 server connections."""
+    async with fresh_postgres_database(postgres_base_url()) as url:
+        engine = create_engine(url, pool_size=3)
+        opened = []
+
+        async def query() -> None:
+            async with engine.connect() as connection:
+                pid = await connection.scalar(text("SELECT pg_backend_pid() FROM pg_sleep(0.05)"))
+                opened.append(pid)
+
+        try:
+            await asyncio.gather(*(query() for _ in range(20)))
+        finally:
+            await engine.dispose()
+    assert len(opened) == 20
+    assert len(set(opened)) == 3
