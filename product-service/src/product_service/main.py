@@ -30,6 +30,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
         app.state.engine = engine
+        # The same pool, its connections outside any transaction (single-SELECT routes).
+        app.state.read_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         app.state.sessionmaker = session_factory(engine)
         try:
             yield

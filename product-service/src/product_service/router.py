@@ -12,6 +12,7 @@ from product_service.dependencies import (
     IfMatchDep,
     IfNoneMatchDep,
     ListRequestDep,
+    ReadConnectionDep,
     SessionDep,
     require_admin,
 )
@@ -81,17 +82,19 @@ _WRITE_PROBLEMS = {
         }
     ),
 )
-async def list_products(session: SessionDep, request: ListRequestDep) -> ProductPage:
+async def list_products(connection: ReadConnectionDep, request: ListRequestDep) -> Response:
     """A page of products, newest first unless `sort` says otherwise.
 
     Pass `next_cursor` back as `cursor` for the next page, with the same `sort` and
     filters (another combination gets 422); `next_cursor` is null on the last page.
     """
-    page = await service.list_products(session, request=request)
-    return ProductPage(
-        items=[ProductPublic.of(product) for product in page.items],
+    page = await service.list_products(connection, request=request)
+    body = ProductPage(
+        items=[ProductPublic.of_row(row._mapping) for row in page.items],
         next_cursor=page.next_cursor,
     )
+    # Serialised here: FastAPI would validate the page against response_model again.
+    return Response(body.model_dump_json(), media_type="application/json")
 
 
 @router.get(

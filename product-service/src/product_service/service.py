@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import Row
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from product_service import repository
 from product_service.cursors import Position, ProductFilter, Sort, encode_cursor, sort_column
@@ -49,7 +50,7 @@ class ListRequest:
 
 @dataclass(frozen=True, slots=True)
 class Page:
-    items: list[Product]
+    items: list[Row[Any]]
     next_cursor: str | None
 
 
@@ -90,9 +91,9 @@ async def get_product(session: AsyncSession, *, product_id: str) -> Product:
     return product
 
 
-async def list_products(session: AsyncSession, *, request: ListRequest) -> Page:
+async def list_products(connection: AsyncConnection, *, request: ListRequest) -> Page:
     rows = await repository.list_products(
-        session,
+        connection,
         filters=request.filters,
         sort=request.sort,
         after=request.after,
