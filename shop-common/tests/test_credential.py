@@ -7,7 +7,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from shop_common import credential
+import shop_common.credential as credential
 from shop_common.credential import (
     Caller,
     CredentialSigner,
@@ -101,19 +101,19 @@ class _Clock:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.offset = 0.0
         real_time, real_monotonic = time.time, time.monotonic
-        monkeypatch.setattr(credential.time, "time", lambda: real_time() + self.offset)
-        monkeypatch.setattr(credential.time, "monotonic", lambda: real_monotonic() + self.offset)
+        monkeypatch.setattr(time, "time", lambda: real_time() + self.offset)
+        monkeypatch.setattr(time, "monotonic", lambda: real_monotonic() + self.offset)
 
 
 def _count_calls(monkeypatch: pytest.MonkeyPatch, name: str) -> list[int]:
     calls = [0]
-    original = getattr(credential.jwt, name)
+    original = getattr(jwt, name)
 
     def counted(*args: object, **kwargs: object) -> object:
         calls[0] += 1
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(credential.jwt, name, counted)
+    monkeypatch.setattr(jwt, name, counted)
     return calls
 
 
