@@ -99,7 +99,11 @@ class CuttableProxy:
         await self._server.wait_closed()
 
     async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection(*self.target)
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except BaseException:
+            writer.transport.abort()
+            raise
         self._writers |= {writer, up_writer}
 
         async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
