@@ -18,6 +18,7 @@ import math
 import time
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from limits import RateLimitItem, RateLimitItemPerSecond, strategies
@@ -26,7 +27,9 @@ from limits.aio.storage import RedisStorage
 from limits.storage import MemoryStorage
 
 from api_gateway.ratelimit import Rate
-from api_gateway.redis_link import REDIS_ERRORS, RedisLink
+
+if TYPE_CHECKING:
+    from api_gateway.redis_link import RedisLink
 
 SWEEP_SECONDS = 1.0
 MAX_REMEMBERED_REFUSALS = 10_000
@@ -143,7 +146,7 @@ class Limiter:
         if shared is not None and redis is not None and redis.up:
             try:
                 return await self._ask_shared(shared[limit.strategy], limit, key, count)
-            except REDIS_ERRORS as exc:
+            except redis.errors as exc:
                 redis.failed(exc)
         return self._ask_in_process(self._in_process[limit.strategy], limit, key, count)
 

@@ -27,6 +27,10 @@ RedisState = Literal["ok", "degraded"]
 
 
 class RedisLink:
+    # What a call through the link raises when Redis does not answer. An attribute, so
+    # the modules that catch it need not import redis-py (~7 MB) when REDIS_URL is unset.
+    errors = REDIS_ERRORS
+
     def __init__(self, url: str, *, timeout: float, retry_seconds: float = RETRY_SECONDS) -> None:
         self.url = url
         # Short timeouts; one immediate retry only for a broken pooled connection (Redis

@@ -15,11 +15,12 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
-from api_gateway.redis_link import REDIS_ERRORS, RedisLink
+if TYPE_CHECKING:
+    from api_gateway.redis_link import RedisLink
 
 # Scores are revoked_at stamped by auth-service when its transaction ran, not when it
 # committed: reading again this far behind the newest one seen catches late commits
@@ -101,7 +102,7 @@ class RevocationFeed:
         if redis is not None and redis.up:
             try:
                 publisher_alive = await self._read_redis(redis, now)
-            except REDIS_ERRORS as exc:
+            except redis.errors as exc:
                 redis.failed(exc)
             except Exception as exc:  # a malformed entry: the poll below still runs
                 self._failed("redis", exc)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from redis.asyncio.connection import parse_url
 
 from shop_common.settings import ServiceSettings
 
@@ -57,6 +56,9 @@ class Settings(ServiceSettings):
         if value == "":
             return None
         if isinstance(value, str):
+            # Imported only with a REDIS_URL: redis-py costs a process ~7 MB.
+            from redis.asyncio.connection import parse_url
+
             try:
                 parse_url(value)  # refuses the schemes and ports redis-py cannot use
             except ValueError:

@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from alembic import command
 from sqlalchemy import MetaData
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -46,6 +45,8 @@ async def open_session(factory: async_sessionmaker[AsyncSession]) -> AsyncIterat
 
 async def upgrade_database(url: str, revision: str = "head", *, downgrade: bool = False) -> None:
     """Migrate `url` to `revision` (alembic upgrade, or downgrade), creating SQLite files."""
+    from alembic import command  # here only: serving never imports Alembic (~8 MB)
+
     engine = create_engine(url)
     config = alembic_config(MIGRATIONS_DIR, url)
 

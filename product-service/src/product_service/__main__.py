@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 
 from product_service.config import SERVICE_NAME, Settings
 from product_service.db import migrate_database
@@ -27,8 +26,6 @@ def main(argv: list[str] | None = None) -> None:
     if arguments.command == "migrate":
         asyncio.run(migrate_database(settings.database_url))
         return
-    # Alembic logs at INFO each time /ready reads the schema version.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
     serve(
         "product_service.main:create_app",
         drain_seconds=settings.shutdown_drain_seconds,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from alembic import command
 from sqlalchemy import Connection, MetaData, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase
@@ -50,6 +49,8 @@ async def migrate_database(url: str) -> None:
 
 
 def _upgrade_head(connection: Connection, url: str) -> None:
+    from alembic import command  # here only: serving never imports Alembic (~8 MB)
+
     config = alembic_config(MIGRATIONS_PATH, url)
     config.attributes["connection"] = connection
     command.upgrade(config, "head")

@@ -1,20 +1,18 @@
 """Engines and migrations for the services that own a database (auth and product).
 
-The gateway has none and never imports this module.
+The gateway has none and never imports this module. Alembic is imported only to migrate:
+serving processes read revisions with shop_common.revisions instead.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic.config import Config
-from alembic.script import ScriptDirectory
 from fastapi import FastAPI, Request
 from sqlalchemy import DateTime, Dialect, TypeDecorator, column, event, select, table, text
 from sqlalchemy.engine import make_url
@@ -30,6 +28,10 @@ from starlette.responses import Response
 
 from shop_common.pool_metrics import watch_pool
 from shop_common.problems import problem_response
+from shop_common.revisions import read_revisions
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 logger = logging.getLogger(__name__)
 DEFAULT_POOL_SIZE = 16
@@ -137,24 +139,17 @@ def is_unavailable(exc: BaseException) -> bool:
 
 
 def alembic_config(script_location: Path, database_url: str) -> Config:
+    """For the migrate commands only: importing Alembic costs a process ~8 MB."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(script_location))
     config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
     return config
 
 
-@functools.cache
-def _scripts(script_location: Path) -> tuple[str | None, frozenset[str]]:
-    """Head and every known revision; read once per process, the files do not change."""
-    config = Config()
-    config.set_main_option("script_location", str(script_location))
-    scripts = ScriptDirectory.from_config(config)
-    known = frozenset(rev.revision for rev in scripts.walk_revisions())
-    return scripts.get_current_head(), known
-
-
 def head_revision(script_location: Path) -> str | None:
-    return _scripts(script_location)[0]
+    return read_revisions(script_location).head
 
 
 async def schema_state(engine: AsyncEngine, script_location: Path, version_table: str) -> str:
@@ -163,7 +158,7 @@ async def schema_state(engine: AsyncEngine, script_location: Path, version_table
     A revision this code does not know is a newer release's: during a rolling update the
     old replicas must stay ready after the new release migrated (migrations are additive).
     """
-    head, known = _scripts(script_location)
+    revisions = read_revisions(script_location)
     try:
         async with engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
@@ -179,7 +174,7 @@ async def schema_state(engine: AsyncEngine, script_location: Path, version_table
         return "migration_pending"  # answers, but nothing migrated yet
     except Exception:
         return "unavailable"
-    if revision == head or (revision is not None and revision not in known):
+    if revision == revisions.head or (revision is not None and revision not in revisions.known):
         return "ok"
     return "migration_pending"
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -98,3 +101,23 @@ async def fresh_postgres_database(base_url: str) -> AsyncIterator[str]:
 
 def sqlite_url(directory: Path, name: str = "test.db") -> str:
     return f"sqlite+aiosqlite:///{directory / name}"
+
+
+def packages_imported_by(script: str, *, unset: tuple[str, ...] = ()) -> frozenset[str]:
+    """The top-level packages a fresh interpreter holds after running `script`.
+
+    For tests that keep heavy libraries out of serving processes; `unset` names
+    environment variables the script must not see (REDIS_URL, say).
+    """
+    env = {key: value for key, value in os.environ.items() if key not in unset}
+    report = "\nimport json, sys\nprint(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
+    result = subprocess.run(
+        [sys.executable, "-c", script + report],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return frozenset(json.loads(result.stdout.splitlines()[-1]))
