@@ -1,8 +1,10 @@
 """Start the whole system as three processes: what `make run` and the e2e tests use.
 
-Prepares keys and databases, starts auth-service, product-service and api-gateway,
-prefixes each one's log lines with its name, waits until the gateway is ready, and
-on SIGINT or SIGTERM (or when make, its parent, goes away) stops all three.
+Prepares keys and databases (a database already at its latest migration is left
+alone), starts api-gateway at once and each of auth-service and product-service as soon
+as its own database is ready, prefixes each one's log lines with its name, waits until
+the gateway is ready, and on SIGINT or SIGTERM (or when make, its parent, goes away)
+stops all of them (docs/decisions/launcher-start-time.md).
 """
 
 from __future__ import annotations
@@ -10,18 +12,42 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import importlib.util
 import os
 import signal
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 from shop_common.keys import ensure_ed25519_keypair
+from shop_common.schema_check import at_head
 
-SERVICES = ("auth-service", "product-service", "api-gateway")
 STOP_GRACE_SECONDS = 10
 READY_TIMEOUT_SECONDS = 60
+READY_POLL_SECONDS = 0.05
+SCHEMA_CHECK_TIMEOUT_SECONDS = 3
+MIGRATE_SCRIPT = Path(__file__).with_name("migrate.py")
+
+
+@dataclass(frozen=True)
+class Database:
+    """Where a service keeps its schema, as its config.py and db.py say (tests check)."""
+
+    url_setting: str  # the service's setting; unset or empty: a SQLite file under DATA_DIR
+    sqlite_file: str
+    version_table: str
+
+
+DATABASES = {
+    "auth-service": Database("auth_database_url", "auth.db", "auth_alembic_version"),
+    "product-service": Database("product_database_url", "product.db", "product_alembic_version"),
+}
+
+
+class LaunchFailed(Exception):
+    """A step failed or a service exited during start; the message says which."""
 
 
 def _module(service: str) -> str:
@@ -36,13 +62,24 @@ def _die_with_parent() -> None:
         libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
+def _spellings(name: str) -> list[str]:
+    """The values of every spelling of a setting's variable, in environment order."""
+    return [value for key, value in os.environ.items() if key.lower() == name]
+
+
+def _setting(name: str) -> str | None:
+    """A setting as the services read it: names are case-insensitive, the last one wins."""
+    values = _spellings(name)
+    return values[-1] if values else None
+
+
 def _gateway_url() -> str:
-    host = os.environ.get("GATEWAY_HOST", "0.0.0.0")
-    if host in ("0.0.0.0", "::", ""):
+    host = _setting("gateway_host") or "0.0.0.0"
+    if host in ("0.0.0.0", "::"):
         host = "127.0.0.1"
     if ":" in host:
         host = f"[{host}]"
-    return f"http://{host}:{os.environ.get('GATEWAY_PORT', '5000')}"
+    return f"http://{host}:{_setting('gateway_port') or '5000'}"
 
 
 def _say(line: str) -> None:
@@ -58,21 +95,83 @@ async def _relay(name: str, stream: asyncio.StreamReader) -> None:
         out.flush()
 
 
-async def _step(*args: str) -> None:
-    """Run a preparation command (migrate, keys) and stop everything if it fails."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        *args,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-        preexec_fn=_die_with_parent,
+class Children:
+    """Every process the launcher started (steps and services), so a stop reaches all."""
+
+    def __init__(self) -> None:
+        self.services: dict[str, asyncio.subprocess.Process] = {}
+        self._all: list[asyncio.subprocess.Process] = []
+        self._relays: list[asyncio.Task[None]] = []
+
+    async def spawn(self, name: str, *args: str) -> asyncio.subprocess.Process:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            *args,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
+        )
+        self._all.append(process)
+        assert process.stdout is not None
+        self._relays.append(asyncio.create_task(_relay(name, process.stdout)))
+        return process
+
+    async def migrate(self, services: list[str]) -> None:
+        """Migrate these services' databases in one process; fail the start if it fails."""
+        process = await self.spawn("migrate", str(MIGRATE_SCRIPT), *services)
+        if await process.wait() != 0:
+            command = " ".join(("python scripts/migrate.py", *services))
+            raise LaunchFailed(f"`{command}` failed; see the lines above")
+
+    async def serve(self, service: str) -> None:
+        self.services[service] = await self.spawn(service, "-m", _module(service), "serve")
+
+    async def stop(self) -> None:
+        running = [p for p in self._all if p.returncode is None]
+        for process in running:
+            with contextlib.suppress(ProcessLookupError):
+                process.terminate()
+        waits = asyncio.gather(*(p.wait() for p in self._all))
+        try:
+            await asyncio.wait_for(waits, STOP_GRACE_SECONDS)
+        except TimeoutError:
+            for process in self._all:
+                if process.returncode is None:
+                    with contextlib.suppress(ProcessLookupError):
+                        process.kill()
+            await asyncio.gather(*(p.wait() for p in self._all))
+        await asyncio.gather(*self._relays, return_exceptions=True)
+
+
+def _ensure_gateway_keys(data_dir: Path) -> None:
+    private = _setting("gateway_private_key_file") or data_dir / "keys" / "gateway" / "private.pem"
+    public = _setting("gateway_public_key_file") or data_dir / "keys" / "gateway" / "public.pem"
+    ensure_ed25519_keypair(Path(private), Path(public))
+
+
+async def _schema_at_head(service: str) -> bool:
+    """Whether the service's database is surely migrated already (then no migrate step)."""
+    database = DATABASES[service]
+    if len(set(_spellings(database.url_setting))) > 1:
+        return False  # spelled twice, differently: leave it to the service's migrate step
+    url = _setting(database.url_setting) or ""
+    if not url:
+        url = f"sqlite+aiosqlite:///{Path(_setting('data_dir') or 'data') / database.sqlite_file}"
+    migrations = _migrations_dir(service)
+    if migrations is None:
+        return False
+    return await at_head(
+        url, migrations, database.version_table, timeout=SCHEMA_CHECK_TIMEOUT_SECONDS
     )
-    assert process.stdout is not None
-    await _relay(args[0].replace("_", "-"), process.stdout)
-    if await process.wait() != 0:
-        raise SystemExit(f"`python -m {' '.join(args)}` failed; see the lines above")
+
+
+def _migrations_dir(service: str) -> Path | None:
+    """The service's Alembic directory, found without importing the package."""
+    spec = importlib.util.find_spec(_module(service))
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))) / "migrations"
 
 
 def _ready(url: str) -> bool:
@@ -83,32 +182,34 @@ def _ready(url: str) -> bool:
         return False
 
 
-async def _wait_until_ready(url: str, processes: dict[str, asyncio.subprocess.Process]) -> None:
+async def _start(children: Children, url: str) -> None:
+    """Start every service as soon as it can start; return once the gateway is ready.
+
+    The gateway needs no database: it starts at once (its key pair exists already) and
+    polls the others until they are ready. A service with a database starts once that is
+    at its latest migration: auth-service creates the ADMIN as it starts. Databases behind
+    are migrated by one process for all of them. auth-service creates its signing key.
+    """
+    await children.serve("api-gateway")
+    services = list(DATABASES)
+    current = await asyncio.gather(*(_schema_at_head(service) for service in services))
+    behind = [service for service, ok in zip(services, current, strict=True) if not ok]
+    for service in services:
+        if service not in behind:
+            _say(f"{service}: database already at the latest migration")
+            await children.serve(service)
+    if behind:
+        await children.migrate(behind)
+        for service in behind:
+            await children.serve(service)
     deadline = time.monotonic() + READY_TIMEOUT_SECONDS
     while not await asyncio.to_thread(_ready, url):
-        for name, process in processes.items():
+        for name, process in children.services.items():
             if process.returncode is not None:
-                raise SystemExit(f"{name} exited with status {process.returncode} during start")
+                raise LaunchFailed(f"{name} exited with status {process.returncode} during start")
         if time.monotonic() > deadline:
-            raise SystemExit(f"the gateway was not ready within {READY_TIMEOUT_SECONDS} s")
-        await asyncio.sleep(0.1)
-
-
-async def _stop(processes: dict[str, asyncio.subprocess.Process]) -> None:
-    for process in processes.values():
-        if process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                process.terminate()
-    try:
-        await asyncio.wait_for(
-            asyncio.gather(*(p.wait() for p in processes.values())), STOP_GRACE_SECONDS
-        )
-    except TimeoutError:
-        for process in processes.values():
-            if process.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    process.kill()
-        await asyncio.gather(*(p.wait() for p in processes.values()))
+            raise LaunchFailed(f"the gateway was not ready within {READY_TIMEOUT_SECONDS} s")
+        await asyncio.sleep(READY_POLL_SECONDS)
 
 
 async def _watch_parent(stop: asyncio.Event) -> None:
@@ -119,12 +220,18 @@ async def _watch_parent(stop: asyncio.Event) -> None:
         await asyncio.sleep(0.5)
 
 
-async def main() -> int:
-    data_dir = Path(os.environ.setdefault("DATA_DIR", "data")).resolve()
-    os.environ["DATA_DIR"] = str(data_dir)
+def _prepare_data_dir() -> Path:
+    """DATA_DIR made absolute (in whichever spelling it was given) and created."""
+    data_dir = Path(_setting("data_dir") or "data").resolve()
+    for key in [key for key in os.environ if key.lower() == "data_dir"] or ["DATA_DIR"]:
+        os.environ[key] = str(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
-    keys = data_dir / "keys" / "gateway"
-    ensure_ed25519_keypair(keys / "private.pem", keys / "public.pem")
+    return data_dir
+
+
+async def main() -> int:
+    _ensure_gateway_keys(_prepare_data_dir())
+    url = _gateway_url()
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -133,52 +240,31 @@ async def main() -> int:
     watcher = asyncio.create_task(_watch_parent(stop))
 
     started = time.monotonic()
-    await asyncio.gather(
-        _step("auth_service", "keys", "init"),
-        _step("auth_service", "migrate"),
-        _step("product_service", "migrate"),
-    )
-    processes: dict[str, asyncio.subprocess.Process] = {}
-    relays = []
-    for name in SERVICES:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            _module(name),
-            "serve",
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            preexec_fn=_die_with_parent,
-        )
-        assert process.stdout is not None
-        processes[name] = process
-        relays.append(asyncio.create_task(_relay(name, process.stdout)))
-
-    url = _gateway_url()
+    children = Children()
     exit_code = 0
     try:
-        ready = asyncio.create_task(_wait_until_ready(url, processes))
+        starting = asyncio.create_task(_start(children, url))
         stopped = asyncio.create_task(stop.wait())
-        await asyncio.wait({ready, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        if ready.done():
-            ready.result()
+        await asyncio.wait({starting, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if starting.done():
+            starting.result()
             _announce(url, time.monotonic() - started)
-            exits = [asyncio.create_task(p.wait()) for p in processes.values()]
+            exits = [asyncio.create_task(p.wait()) for p in children.services.values()]
             await asyncio.wait({stopped, *exits}, return_when=asyncio.FIRST_COMPLETED)
-            for name, process in processes.items():
+            for name, process in children.services.items():
                 if process.returncode is not None and not stop.is_set():
                     _say(f"{name} exited with status {process.returncode}; stopping the others")
                     exit_code = 1
         else:
-            ready.cancel()
-    except SystemExit as exc:
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError, LaunchFailed):
+                await starting
+    except LaunchFailed as exc:
         _say(str(exc))
         exit_code = 1
     finally:
         _say("stopping")
-        await _stop(processes)
-        await asyncio.gather(*relays, return_exceptions=True)
+        await children.stop()
         watcher.cancel()
     _say("stopped")
     return exit_code
@@ -189,7 +275,7 @@ def _announce(url: str, seconds: float) -> None:
     _say(f"ready in {seconds:.1f} s")
     _say(f"API:      {public}")
     _say(f"API docs: {public}/api-docs")
-    admin = os.environ.get("ADMIN_EMAIL")
+    admin = _setting("admin_email")
     if admin:
         _say(f"admin:    {admin} (password from ADMIN_PASSWORD)")
     _say("press Ctrl-C to stop")
@@ -197,10 +283,4 @@ def _announce(url: str, seconds: float) -> None:
 
 if __name__ == "__main__":
     _die_with_parent()
-    try:
-        sys.exit(asyncio.run(main()))
-    except SystemExit as exc:
-        if isinstance(exc.code, str):
-            _say(exc.code)
-            sys.exit(1)
-        raise
+    sys.exit(asyncio.run(main()))

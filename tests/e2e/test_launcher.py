@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import subprocess
+import sys
 import time
+from functools import partial
 from pathlib import Path
+from types import ModuleType
 
+import anyio
 import httpx
 import pytest
 
-from tests.e2e.conftest import ROOT, start_system, stop_system
+from auth_service.config import Settings as AuthSettings
+from auth_service.db import MIGRATIONS_DIR as AUTH_MIGRATIONS
+from auth_service.db import VERSION_TABLE as AUTH_VERSION_TABLE
+from auth_service.db import upgrade_database
+from product_service.config import Settings as ProductSettings
+from product_service.db import MIGRATIONS_PATH as PRODUCT_MIGRATIONS
+from product_service.db import VERSION_TABLE as PRODUCT_VERSION_TABLE
+from shop_common.testing import sqlite_url
+from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, ROOT, System, start_system, stop_system
 
 pytestmark = pytest.mark.e2e
 
@@ -119,3 +132,70 @@ def test_make_run_stops_when_make_itself_is_terminated(tmp_path: Path) -> None:
     make.send_signal(signal.SIGTERM)  # to make alone, not its group
     make.wait(timeout=30)
     assert wait_gone(launchers | services) == set()
+
+
+def launcher() -> ModuleType:
+    """scripts/run.py as a module (it is a script, not a package)."""
+    spec = importlib.util.spec_from_file_location("launcher_under_test", ROOT / "scripts/run.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def skipped(system: System) -> set[str]:
+    """The services whose migrate step the launcher left out (database already at head)."""
+    return {
+        name
+        for name in ("auth-service", "product-service")
+        if any(
+            f"[run] {name}: database already at the latest migration" in line
+            for line in system.output
+        )
+    }
+
+
+def test_the_launcher_finds_each_database_where_the_service_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module = launcher()
+    auth, product = module.DATABASES["auth-service"], module.DATABASES["product-service"]
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    url = "postgresql+asyncpg://u@db.example/shop"
+    for settings, database in ((AuthSettings, auth), (ProductSettings, product)):
+        variable = database.url_setting.upper()
+        monkeypatch.delenv(variable, raising=False)
+        assert settings().database_url == sqlite_url(tmp_path, database.sqlite_file)
+        monkeypatch.setenv(variable, url)
+        assert settings().database_url == url
+    assert (auth.version_table, product.version_table) == (
+        AUTH_VERSION_TABLE,
+        PRODUCT_VERSION_TABLE,
+    )
+    # The launcher reads the migration files the services migrate with.
+    assert module.DATABASES.keys() == {"auth-service", "product-service"}
+    assert module._migrations_dir("auth-service") == AUTH_MIGRATIONS
+    assert module._migrations_dir("product-service") == PRODUCT_MIGRATIONS
+
+
+def test_a_second_start_skips_migrating_but_a_database_behind_is_migrated(tmp_path: Path) -> None:
+    first = start_system(tmp_path)
+    stop_system(first)
+    assert skipped(first) == set()
+    second = start_system(tmp_path)
+    stop_system(second)
+    assert skipped(second) == {"auth-service", "product-service"}
+
+    # auth's schema taken back to nothing: the next start must migrate it again.
+    anyio.run(partial(upgrade_database, sqlite_url(tmp_path, "auth.db"), "base", downgrade=True))
+    third = start_system(tmp_path)
+    try:
+        assert skipped(third) == {"product-service"}
+        with httpx.Client(base_url=third.gateway, timeout=15) as client:
+            login = client.post(
+                "/auth/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
+            )
+        assert login.status_code == 200  # migrated, and the ADMIN created again
+    finally:
+        stop_system(third)

@@ -29,7 +29,6 @@ from api_gateway.metrics import RequestMetrics
 from api_gateway.policy import PolicyTable, Service
 from api_gateway.proxy import Proxy
 from api_gateway.readiness import Readiness
-from api_gateway.redis_link import RedisLink
 from api_gateway.revocation import MARGIN_SECONDS, RevocationFeed, RevokedSessions
 from api_gateway.router import Router
 from api_gateway.throttling import Throttling
@@ -38,6 +37,7 @@ from shop_common.credential import Caller, CredentialSigner
 from shop_common.keys import ensure_ed25519_keypair, load_private_key
 
 if TYPE_CHECKING:
+    from api_gateway.redis_link import RedisLink
     from shop_common.tracing import Tracing
 
 JWKS_PATH = b"/auth/jwks.json"
@@ -57,11 +57,12 @@ class Gateway:
             Service.AUTH: Upstream(Service.AUTH, settings.auth_urls),
             Service.PRODUCT: Upstream(Service.PRODUCT, settings.product_urls),
         }
-        self.redis = (
-            RedisLink(settings.redis_url, timeout=settings.redis_timeout)
-            if settings.redis_url
-            else None
-        )
+        self.redis: RedisLink | None = None
+        if settings.redis_url:
+            # Imported only with a REDIS_URL: redis-py costs a process ~7 MB.
+            from api_gateway.redis_link import RedisLink
+
+            self.redis = RedisLink(settings.redis_url, timeout=settings.redis_timeout)
         self.keys = JwksCache(
             self._fetch_jwks,
             refetch_interval=settings.jwks_refetch_interval,
@@ -89,6 +90,7 @@ class Gateway:
             timeout=settings.upstream_timeout,
             redis=self.redis,
             keys_loaded=lambda: self.keys.loaded,
+            load_keys=self.keys.refresh,
         )
         self.metrics = RequestMetrics()
         # The public API's OpenAPI document, built from the services' own on first request.

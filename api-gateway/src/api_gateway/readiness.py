@@ -3,25 +3,34 @@
 Each instance's own /ready is probed (no credential needed there); a service is "ok"
 when all its instances answer 200, "degraded" when some do, "unavailable" when none.
 "auth-keys" is "ok" once the auth-service JWKS was loaded: before that no token can be
-checked, so the gateway is not ready. With REDIS_URL, "redis" is "ok" or "degraded"
-(limits in-process, revocations from auth-service): the gateway still works, so a Redis
-outage never makes it unready.
+checked, so the gateway is not ready (a probe round that finds no keys fetches them).
+With REDIS_URL, "redis" is "ok" or "degraded" (limits in-process, revocations from
+auth-service): the gateway still works, so a Redis outage never makes it unready. Until
+everything was ready once, the poller probes every STARTUP_PROBE_SECONDS, so a system
+that is starting is seen ready as soon as it is.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from api_gateway.connection import UpstreamError
-from api_gateway.redis_link import RedisLink
 from api_gateway.upstream import ConnectionPool, Upstream, fetch
 from shop_common.shutdown import draining
 
+if TYPE_CHECKING:
+    from api_gateway.redis_link import RedisLink
+
 PROBE_TIMEOUT_CAP = 2.0
+# While starting (never ready yet, at most STARTUP_WINDOW_SECONDS): probing this often
+# costs a refused connect or a /ready per upstream instance.
+STARTUP_PROBE_SECONDS = 0.1
+STARTUP_WINDOW_SECONDS = 60.0
 READY_STATES = frozenset({"ok", "degraded"})
 logger = logging.getLogger(__name__)
 
@@ -35,9 +44,11 @@ class Readiness:
         timeout: float,
         redis: RedisLink | None = None,
         keys_loaded: Callable[[], bool] | None = None,
+        load_keys: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._upstreams = upstreams
         self._keys_loaded = keys_loaded
+        self._load_keys = load_keys
         self._redis = redis
         self._cache_seconds = cache_seconds
         self._timeout = min(timeout, PROBE_TIMEOUT_CAP)
@@ -57,15 +68,20 @@ class Readiness:
         return report["status"] == "ready", report
 
     async def keep_polling(self, interval: float) -> None:
-        """Probe every instance each `interval` seconds, for the balancer's sake."""
+        """Probe every instance each `interval` seconds, for the balancer's sake; more
+        often while the system starts, until it was ready once."""
+        starting_until = time.monotonic() + STARTUP_WINDOW_SECONDS
         while True:
             try:
                 if self._inflight is None:
                     self._inflight = asyncio.create_task(self._probe_all(), name="ready-probe")
-                await asyncio.shield(self._inflight)
+                report = await asyncio.shield(self._inflight)
+                if report["status"] == "ready":
+                    starting_until = 0.0
             except Exception:  # a probe round never stops the poller
                 logger.exception("readiness probe round failed")
-            await asyncio.sleep(interval)
+            starting = time.monotonic() < starting_until
+            await asyncio.sleep(min(interval, STARTUP_PROBE_SECONDS) if starting else interval)
 
     async def _probe_all(self) -> dict[str, Any]:
         try:
@@ -76,6 +92,8 @@ class Readiness:
             checks = {name: state for name, (state, _) in zip(names, results, strict=True)}
             instances = {name: each for name, (_, each) in zip(names, results, strict=True)}
             if self._keys_loaded is not None:
+                if not self._keys_loaded():
+                    await self._try_loading_keys(checks)
                 checks["auth-keys"] = "ok" if self._keys_loaded() else "unavailable"
             if self._redis is not None:
                 checks["redis"] = await self._redis.check()
@@ -89,6 +107,14 @@ class Readiness:
             return report
         finally:
             self._inflight = None
+
+    async def _try_loading_keys(self, checks: Mapping[str, str]) -> None:
+        """Fetch the keys now, once every upstream answered its probe: the background
+        refetch may be a second away, and the probe closed the auth breaker again."""
+        if self._load_keys is None or not all(state in READY_STATES for state in checks.values()):
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._load_keys(), self._timeout)
 
     async def _probe_service(self, upstream: Upstream) -> tuple[str, dict[str, str]]:
         states = await asyncio.gather(*(self._probe(pool) for pool in upstream.pools))

@@ -24,6 +24,7 @@ class Instance:
     drop: bool = False  # close the connection without answering
     cut: bool = False  # close the connection halfway through the body
     ready: bool = True
+    probes: int = 0  # GET /ready requests
     writers: list[asyncio.StreamWriter] = field(default_factory=list)
 
 
@@ -33,11 +34,15 @@ async def instance() -> AsyncIterator[Instance]:
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         state.writers.append(writer)
-        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+        with (
+            contextlib.closing(writer),
+            contextlib.suppress(ConnectionError, asyncio.IncompleteReadError),
+        ):
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
                 line = head.split(b"\r\n", 1)[0]
                 if b"/ready" in line:
+                    state.probes += 1
                     status = b"200 OK" if state.ready else b"503 Service Unavailable"
                 else:
                     state.hits.append(line)
@@ -49,7 +54,6 @@ async def instance() -> AsyncIterator[Instance]:
                     status = b"200 OK"
                 writer.write(b"HTTP/1.1 " + status + b"\r\ncontent-length: 2\r\n\r\nok")
                 await writer.drain()
-        writer.close()
 
     server = await asyncio.start_server(answer, "127.0.0.1", 0)
     state.url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
@@ -183,3 +187,25 @@ async def test_the_readiness_poller_ejects_an_instance_that_is_not_ready() -> No
         poller.cancel()
         await readiness.close()
         upstream.close()
+
+
+async def test_the_poller_probes_often_while_starting_then_at_its_interval() -> None:
+    async with instance() as starting:
+        starting.ready = False
+        upstream = Upstream("product-service", [starting.url])
+        readiness = Readiness({"product-service": upstream}, cache_seconds=0, timeout=1)
+        poller = asyncio.create_task(readiness.keep_polling(60))
+        await asyncio.sleep(0.5)
+        ok, _ = await readiness.report()
+        assert not ok
+        starting.ready = True
+        await asyncio.sleep(0.3)
+        assert (await readiness.report())[0]  # seen ready within a startup probe or two
+        probes = starting.probes
+        assert probes >= 4  # not one per 60 s while it was starting
+        await asyncio.sleep(0.3)
+        poller.cancel()
+        await readiness.close()
+        upstream.close()
+    # Ready once: back to the 60 s interval (report() above probed once more, cache 0).
+    assert starting.probes <= probes + 1

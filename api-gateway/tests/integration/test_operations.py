@@ -58,6 +58,19 @@ async def test_ready_is_503_until_the_auth_keys_are_loaded(
         assert (await client.get("/ready")).status_code == 200
 
 
+async def test_ready_fetches_the_auth_keys_once_auth_answers_without_waiting_for_a_token(
+    make_settings, open_gateway, auth_upstream
+) -> None:
+    auth_upstream.jwks_status = 503
+    async with open_gateway(make_settings(ready_cache_seconds=0)) as client:
+        assert (await client.get("/ready")).status_code == 503
+        auth_upstream.jwks_status = 200
+        # The background refetch is a second away; the probe round fetches the keys itself.
+        response = await client.get("/ready")
+    assert response.status_code == 200
+    assert response.json()["checks"]["auth-keys"] == "ok"
+
+
 async def test_ready_is_503_when_an_upstream_is_down(make_settings, open_gateway, refused_url):
     async with open_gateway(make_settings(auth_service_url=refused_url)) as client:
         response = await client.get("/ready")

@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import anyio.to_thread
 from fastapi import FastAPI
@@ -19,7 +20,6 @@ from auth_service.bootstrap import StartupError, admin_credentials, bootstrap_ad
 from auth_service.config import Settings
 from auth_service.db import MIGRATIONS_DIR, VERSION_TABLE, create_sessionmaker
 from auth_service.passwords import PasswordHasher
-from auth_service.revocation_publisher import RedisRevocationSink, RevocationPublisher
 from auth_service.router import internal_router, router
 from auth_service.service import AuthService
 from auth_service.signing_keys import KeyRing, ensure_key
@@ -29,6 +29,9 @@ from shop_common.database import create_engine, schema_state
 from shop_common.health import health_router
 from shop_common.keys import load_public_key
 from shop_common.service_app import install_service_defaults
+
+if TYPE_CHECKING:
+    from auth_service.revocation_publisher import RevocationPublisher
 
 SERVICE_NAME = "auth-service"
 ADMIN_RETRY_SECONDS = 5.0
@@ -109,8 +112,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         if publisher is not None:
             tasks.append(asyncio.create_task(publisher.run()))
-        await hasher.prepare()
-        if not await _try_bootstrap_admin(app, hasher):
+        # Two bcrypt hashes (the dummy, the ADMIN's on a first start) in two threads.
+        _, admin_done = await asyncio.gather(hasher.prepare(), _try_bootstrap_admin(app, hasher))
+        if not admin_done:
             tasks.append(asyncio.create_task(_retry_bootstrap_admin(app, hasher)))
         tasks.append(
             asyncio.create_task(_reload_keys(keyring, settings.signing_key_reload_seconds))
@@ -131,6 +135,9 @@ def _revocation_publisher(
 ) -> RevocationPublisher | None:
     if settings.redis_url is None:
         return None
+    # Imported only with a REDIS_URL: redis-py costs a process ~7 MB.
+    from auth_service.revocation_publisher import RedisRevocationSink, RevocationPublisher
+
     sink = RedisRevocationSink.from_url(
         settings.redis_url.get_secret_value(), settings.revocation_redis_key
     )

@@ -1,0 +1,33 @@
+"""Migrate several services' databases in one interpreter: `make run`'s first start.
+
+`python scripts/migrate.py auth-service product-service` runs what `python -m
+auth_service migrate` and then `python -m product_service migrate` run (their own `main`),
+so Python, SQLAlchemy and Alembic are loaded once, not once per service
+(docs/decisions/launcher-start-time.md). Deployments keep the per-service commands.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import traceback
+
+
+def main(services: list[str]) -> int:
+    """Each service's migration, even after another failed; the first failure's status."""
+    failed = 0
+    for service in services:
+        command = importlib.import_module(f"{service.replace('-', '_')}.__main__")
+        try:
+            # auth-service's main returns its exit status; product-service's returns None
+            # or raises, as each does under `python -m`.
+            status = int(command.main(["migrate"]) or 0)
+        except Exception:
+            traceback.print_exc()
+            status = 1
+        failed = failed or status
+    return failed
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
