@@ -12,6 +12,7 @@ import pytest
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shop_common.credential import CredentialVerifier
 from shop_common.database import create_engine
@@ -80,6 +81,8 @@ async def pool_gauges(client: httpx.AsyncClient) -> dict[str, float]:
                 gauges[sample.labels["state"]] = sample.value
             elif sample.name == "db_pool_size":
                 gauges["size"] = sample.value
+            elif sample.name == "db_pool_waiting":
+                gauges["waiting"] = sample.value
     return gauges
 
 
@@ -107,6 +110,31 @@ async def test_metrics_show_connections_checked_out_and_idle(
     assert after["checked_out"] == before["checked_out"]
     # pool_size connections stay open for the next request; the overflow one closes
     assert after["idle"] - before["idle"] == 2
+
+
+async def test_metrics_show_requests_waiting_for_a_connection(
+    database_url: str, metrics_client: httpx.AsyncClient
+) -> None:
+    engine = create_engine(database_url, pool_size=1, max_overflow=0)
+    try:
+        holder = await engine.connect()
+        await holder.execute(text("SELECT 1"))
+        before = await pool_gauges(metrics_client)
+
+        async def checkout() -> AsyncConnection:
+            return await engine.connect()
+
+        waiter = asyncio.create_task(checkout())
+        while (during := await pool_gauges(metrics_client))["waiting"] == before["waiting"]:
+            await asyncio.sleep(0.005)  # the test's timeout bounds this
+        await holder.close()
+        await (await waiter).close()
+        after = await pool_gauges(metrics_client)
+    finally:
+        await engine.dispose()
+
+    assert during["waiting"] - before["waiting"] == 1
+    assert after["waiting"] == before["waiting"]
 
 
 @pytest.mark.postgres

@@ -26,6 +26,7 @@ from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 from starlette.responses import Response
 
+from shop_common.fair_pool import FairAsyncQueuePool
 from shop_common.pool_metrics import watch_pool
 from shop_common.problems import problem_response
 from shop_common.revisions import read_revisions
@@ -43,6 +44,7 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            kwargs.setdefault("poolclass", FairAsyncQueuePool)  # as below; memory: one conn
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
 
         @event.listens_for(engine.sync_engine, "connect")
@@ -67,6 +69,7 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     kwargs.setdefault("max_overflow", 0)
     kwargs.setdefault("pool_pre_ping", False)
     kwargs.setdefault("pool_recycle", 1800)
+    kwargs.setdefault("poolclass", FairAsyncQueuePool)  # waiters served in arrival order
     engine = create_async_engine(url, **kwargs)
     event.listen(engine.sync_engine.pool, "checkout", _discard_closed)
     watch_pool(engine)

@@ -17,12 +17,14 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Engine, QueuePool
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shop_common.fair_pool import FairAsyncQueuePool
+
 _ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
 
 
 class PoolCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        checked_out = idle = overflow = size = 0
+        checked_out = idle = overflow = size = waiting = 0
         for engine in list(_ENGINES):
             pool = engine.pool
             # QueuePool and its async variant count; NullPool and StaticPool do not.
@@ -32,6 +34,8 @@ class PoolCollector(Collector):
             idle += pool.checkedin()
             overflow += max(pool.overflow(), 0)  # negative while under pool_size
             size += pool.size()
+            if isinstance(pool, FairAsyncQueuePool):
+                waiting += pool.waiting()
         connections = GaugeMetricFamily(
             "db_pool_connections",
             "Database connections by state (checked_out, idle, overflow)",
@@ -43,6 +47,9 @@ class PoolCollector(Collector):
         yield connections
         yield GaugeMetricFamily(
             "db_pool_size", "Connections the pools keep (overflow comes on top)", value=size
+        )
+        yield GaugeMetricFamily(
+            "db_pool_waiting", "Requests waiting for a pooled connection", value=waiting
         )
 
 
