@@ -154,9 +154,11 @@ class Gateway:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.keys.close()
+        # Readiness first: its in-flight probe may be opening a Redis connection, which
+        # closing the client after it would leave open.
+        await self.readiness.close()
         if self.redis is not None:
             await self.redis.close()
-        await self.readiness.close()
         await self.docs.close()
         for upstream in self.upstreams.values():
             upstream.close()
