@@ -99,6 +99,8 @@ class FairAsyncQueuePool(AsyncAdaptedQueuePool):
     """SQLAlchemy's asyncio QueuePool with connections handed out in arrival order."""
 
     _queue_class = HandoffQueue[ConnectionPoolEntry]
+    # Log as the stock pool does: under "sqlalchemy", quiet unless echo_pool is set.
+    _sqla_logger_namespace = "sqlalchemy.pool.impl.AsyncAdaptedQueuePool"
     _pool: HandoffQueue[ConnectionPoolEntry]
 
     def waiting(self) -> int:
