@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Connection, MetaData, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -24,8 +26,24 @@ NAMING_CONVENTION = {
 }
 
 
+# Columns `q` searches; on PostgreSQL each has a trigram index, ix_product_<column>_trgm.
+SEARCHED_COLUMNS = ("name_lower", "description_lower")
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def in_schema_of(dialect_name: str) -> Callable[..., bool]:
+    """Alembic's include_object for comparing the models with a database of this dialect:
+    an index the models keep for another dialect only (info["dialect"]) is not expected."""
+
+    def include(item: Any, _name: str | None, kind: str, reflected: bool, _other: Any) -> bool:
+        if kind != "index" or reflected:
+            return True
+        return bool(item.info.get("dialect", dialect_name) == dialect_name)
+
+    return include
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

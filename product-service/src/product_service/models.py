@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, CheckConstraint, Index, Integer, String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from product_service.db import Base
+from product_service.db import SEARCHED_COLUMNS, Base
 from product_service.prices import MAX_PRICE_CENTS
 from shop_common.database import UtcDateTime
 
@@ -45,4 +45,16 @@ class Product(Base):
         Index(None, "owner_id", "created_at", "id"),
         Index(None, "owner_id", "price_cents", "id"),
         Index(None, "owner_id", "name_lower", "id"),
+        # Search (q, LIKE '%word%'): trigram indexes on PostgreSQL, so a rare word reads
+        # its matches, not the table. SQLite has no equivalent (migration product_0002).
+        *(
+            Index(
+                f"ix_product_{column}_trgm",
+                column,
+                postgresql_using="gin",
+                postgresql_ops={column: "gin_trgm_ops"},
+                info={"dialect": "postgresql"},
+            ).ddl_if(dialect="postgresql")
+            for column in SEARCHED_COLUMNS
+        ),
     )

@@ -16,7 +16,13 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, inspect, text
 
-from product_service.db import MIGRATIONS_PATH, VERSION_TABLE, Base, migrate_database
+from product_service.db import (
+    MIGRATIONS_PATH,
+    VERSION_TABLE,
+    Base,
+    in_schema_of,
+    migrate_database,
+)
 from product_service.testing import BACKENDS, running_shop
 from shop_common.database import create_engine, head_revision, schema_state
 from shop_common.keys import public_pem
@@ -44,7 +50,11 @@ def names(connection: Connection) -> dict[str, set[str]]:
 
 
 def schema_differences(connection: Connection) -> list[object]:
-    context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+    options = {
+        "version_table": VERSION_TABLE,
+        "include_object": in_schema_of(connection.dialect.name),
+    }
+    context = MigrationContext.configure(connection, opts=options)
     return list(compare_metadata(context, Base.metadata))
 
 

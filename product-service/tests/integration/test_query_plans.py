@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +45,9 @@ async def big_shop(
             yield shop
 
 
-async def list_statements(shop: Shop, params: dict[str, Any]) -> list[tuple[str, Any]]:
-    """The SQL the app runs for the first page and for the page after it."""
+@contextlib.contextmanager
+def product_selects(shop: Shop) -> Iterator[list[tuple[str, Any]]]:
+    """The SELECTs from product the app runs inside the block, with their parameters."""
     captured: list[tuple[str, Any]] = []
 
     def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
@@ -55,6 +57,14 @@ async def list_statements(shop: Shop, params: dict[str, Any]) -> list[tuple[str,
     engine = shop.app.state.engine.sync_engine
     event.listen(engine, "before_cursor_execute", capture)
     try:
+        yield captured
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+
+
+async def list_statements(shop: Shop, params: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The SQL the app runs for the first page and for the page after it."""
+    with product_selects(shop) as captured:
         first = await shop.client.get("/products", params=params, headers=shop.anonymous())
         assert first.status_code == 200, first.text
         cursor = first.json()["next_cursor"]
@@ -63,8 +73,6 @@ async def list_statements(shop: Shop, params: dict[str, Any]) -> list[tuple[str,
             "/products", params={**params, "cursor": cursor}, headers=shop.anonymous()
         )
         assert second.status_code == 200
-    finally:
-        event.remove(engine, "before_cursor_execute", capture)
     assert len(captured) == 2
     return captured
 
@@ -109,3 +117,20 @@ async def test_list_queries_use_an_index_and_never_offset(
         assert "Index" in query_plan, query_plan
         if in_index_order:  # rows come in index order: no sort of the matches
             assert "Sort" not in query_plan, query_plan
+
+
+@pytest.mark.parametrize("params", [{"q": "zebra"}, {"q": "zebra", "sort": "price"}])
+async def test_a_search_for_a_rare_word_reads_the_trigram_indexes_not_the_table(
+    big_shop: Shop, params: dict[str, Any]
+) -> None:
+    with product_selects(big_shop) as captured:
+        response = await big_shop.client.get(
+            "/products", params=params, headers=big_shop.anonymous()
+        )
+    assert response.status_code == 200
+    assert response.json()["items"] == []
+    [(statement, parameters)] = captured
+    query_plan = await plan(big_shop, statement, parameters)
+    assert "Seq Scan" not in query_plan, query_plan
+    assert "ix_product_name_lower_trgm" in query_plan, query_plan
+    assert "ix_product_description_lower_trgm" in query_plan, query_plan

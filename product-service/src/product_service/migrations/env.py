@@ -9,7 +9,7 @@ from sqlalchemy import Connection
 
 from product_service import models  # noqa: F401  (registers the tables on Base.metadata)
 from product_service.config import Settings
-from product_service.db import VERSION_TABLE, Base
+from product_service.db import VERSION_TABLE, Base, in_schema_of
 from shop_common.database import create_engine
 
 config = context.config
@@ -27,6 +27,7 @@ def run_migrations(connection: Connection) -> None:
         version_table=VERSION_TABLE,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_object=in_schema_of(connection.dialect.name),
     )
     with context.begin_transaction():
         context.run_migrations()
