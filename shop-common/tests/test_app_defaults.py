@@ -29,11 +29,6 @@ class Thing(StrictModel):
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def keys(tmp_path: Path) -> GatewayKeys:
     return write_gateway_keys(tmp_path)
 

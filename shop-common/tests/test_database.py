@@ -19,11 +19,6 @@ def downgrade(): pass
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def scripts(tmp_path: Path) -> Path:
     location = tmp_path / "migrations"
     (location / "versions").mkdir(parents=True)

@@ -24,11 +24,6 @@ from shop_common.testing import fresh_postgres_database, postgres_base_url
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 class Lost(Exception):
     """Stands in for the driver's own error inside a DBAPIError."""
 

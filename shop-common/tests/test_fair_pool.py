@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import exc, text
@@ -13,28 +12,8 @@ from sqlalchemy.util.queue import Empty, Full
 
 from shop_common.database import create_engine
 from shop_common.fair_pool import FairAsyncQueuePool, HandoffQueue
-from shop_common.testing import fresh_postgres_database, postgres_base_url, sqlite_url
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(
-    params=[
-        pytest.param("sqlite", id="sqlite"),
-        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
-    ]
-)
-async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    if request.param == "sqlite":
-        yield sqlite_url(tmp_path)
-        return
-    async with fresh_postgres_database(postgres_base_url()) as url:
-        yield url
 
 
 @pytest.fixture

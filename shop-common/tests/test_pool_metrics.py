@@ -22,16 +22,10 @@ from shop_common.settings import ServiceSettings
 from shop_common.testing import (
     fresh_postgres_database,
     postgres_base_url,
-    sqlite_url,
     write_gateway_keys,
 )
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 @pytest.fixture(autouse=True)
@@ -44,20 +38,6 @@ def no_collection_midway() -> Iterator[None]:
         yield
     finally:
         gc.enable()
-
-
-@pytest.fixture(
-    params=[
-        pytest.param("sqlite", id="sqlite"),
-        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
-    ]
-)
-async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    if request.param == "sqlite":
-        yield sqlite_url(tmp_path)
-        return
-    async with fresh_postgres_database(postgres_base_url()) as url:
-        yield url
 
 
 @pytest.fixture

@@ -10,11 +10,6 @@ from shop_common.database import open_session
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 class LostSession:
     """A session whose rollback meets a connection the server terminated."""
 
