@@ -26,10 +26,6 @@ NAMING_CONVENTION = {
 }
 
 
-# Columns `q` searches; on PostgreSQL each has a trigram index, ix_product_<column>_trgm.
-SEARCHED_COLUMNS = ("name_lower", "description_lower")
-
-
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 

@@ -8,9 +8,12 @@ from datetime import datetime
 from sqlalchemy import BigInteger, CheckConstraint, Index, Integer, String, Text, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from product_service.db import SEARCHED_COLUMNS, Base
+from product_service.db import Base
 from product_service.prices import MAX_PRICE_CENTS
 from shop_common.database import UtcDateTime
+
+# Columns `q` searches; on PostgreSQL each has a trigram index, ix_product_<column>_trgm.
+SEARCHED_COLUMNS = ("name_lower", "description_lower")
 
 
 class Product(Base):

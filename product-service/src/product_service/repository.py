@@ -10,7 +10,7 @@ from sqlalchemy import ColumnElement, Row, Select, delete, or_, select, tuple_, 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from product_service.cursors import Position, ProductFilter, Sort, sort_column
-from product_service.models import Product
+from product_service.models import SEARCHED_COLUMNS, Product
 
 LIKE_ESCAPE = "\\"
 _PRODUCT = Product.__table__
@@ -111,8 +111,10 @@ def list_statement(
         pattern = f"%{escape_like(filters.q)}%"
         statement = statement.where(
             or_(
-                Product.name_lower.like(pattern, escape=LIKE_ESCAPE),
-                Product.description_lower.like(pattern, escape=LIKE_ESCAPE),
+                *(
+                    getattr(Product, column).like(pattern, escape=LIKE_ESCAPE)
+                    for column in SEARCHED_COLUMNS
+                )
             )
         )
     if after is not None:
