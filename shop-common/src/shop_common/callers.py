@@ -12,7 +12,7 @@ the dependency checks again and hands the endpoint the Caller.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,18 +62,23 @@ class _Rule:
 
 
 class CallerRules:
-    """The routes that accept other minters than the gateway alone, read once from the app."""
+    """The routes that accept other minters than the gateway alone, read once from the app.
+
+    Declarations on a route and on the routers it is included in all apply (each is a
+    dependency that runs): the route accepts the minters every one of them names.
+    """
 
     def __init__(self, routes: Iterable[BaseRoute]) -> None:
         rules = []
-        for route in routes:
-            if not isinstance(route, APIRoute):
-                continue
-            for dependency in route.dependencies:
-                declared = dependency.dependency
-                if isinstance(declared, AcceptedCallers):
-                    methods = frozenset(route.methods or ())
-                    rules.append(_Rule(route.path_regex, methods, declared.issuers))
+        for route in _api_routes(routes):
+            declared = [
+                dependency.dependency.issuers
+                for dependency in route.dependencies
+                if isinstance(dependency.dependency, AcceptedCallers)
+            ]
+            if declared:
+                methods = frozenset(route.methods or ())
+                rules.append(_Rule(route.path_regex, methods, frozenset.intersection(*declared)))
         self._rules = tuple(rules)
 
     @property
@@ -86,6 +91,23 @@ class CallerRules:
             if method in rule.methods and rule.path.match(path):
                 return rule.issuers
         return DEFAULT_CALLERS
+
+
+def _api_routes(routes: Iterable[BaseRoute]) -> Iterator[Any]:
+    """Every endpoint route with its path, methods and dependencies as included.
+
+    Recent FastAPI keeps included routers as routers (its public iter_route_contexts
+    walks them, prefixes and router dependencies applied); older ones copied each route
+    into the app's list. shop-common/tests/test_callers.py covers a router-level case.
+    """
+    try:
+        from fastapi.routing import iter_route_contexts  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:  # an older FastAPI: the list is flat already
+        yield from (route for route in routes if isinstance(route, APIRoute))
+        return
+    for context in iter_route_contexts(list(routes)):
+        if isinstance(context.original_route, APIRoute):
+            yield context
 
 
 def credential_verifier(
