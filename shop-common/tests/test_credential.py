@@ -220,3 +220,13 @@ def test_the_replay_cache_forgets_expired_credentials_and_stays_bounded(
     offset = 36.0  # past every exp and the leeway: the next check forgets them all
     verifier.verify(_forge(iat=int(real_time() + offset), exp=int(real_time() + offset) + 30), GET)
     assert len(verifier._seen) == 1
+
+
+def test_a_forged_copy_cannot_use_up_a_real_credentials_jti() -> None:
+    verifier = _verifier()
+    real = _mint()
+    jti = jwt.decode(real, options={"verify_signature": False})["jti"]
+    forged = _forge(Ed25519PrivateKey.generate(), jti=jti)
+    with pytest.raises(InvalidCredential, match="signature"):
+        verifier.verify(forged, GET)
+    assert verifier.verify(real, GET) == CALLER
