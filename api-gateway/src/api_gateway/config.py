@@ -71,6 +71,20 @@ class Settings(ServiceSettings):
     # are down or draining (under the services' 3 s drain, with room for one miss).
     upstream_probe_seconds: float = Field(default=1.0, gt=0, le=60)
 
+    # Limits at the edge (README "Security"; docs/decisions/gateway-edge-server.md).
+    # Request line and header fields together, and how many fields: past either, 431.
+    max_header_bytes: int = Field(default=32 * 1024, ge=1024, le=1024 * 1024)
+    max_header_fields: int = Field(default=100, ge=10, le=10_000)
+    # A head must be complete this long after the connection opened (or the previous
+    # response); a body this long after its head; an idle connection closes after
+    # keepalive_timeout_seconds (the header timeout bounds it too).
+    header_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    body_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    keepalive_timeout_seconds: float = Field(default=5.0, gt=0, le=75)
+    # Client connections at once (further capped by the descriptor limit): past it the
+    # oldest idle connection is closed for a newcomer, or the newcomer gets 503.
+    max_connections: int = Field(default=10_000, ge=1, le=1_000_000)
+
     cors_origins: CommaList = ()
     trusted_proxies: CommaList = ()
     # Who may read /metrics (addresses or CIDRs, the client as TRUSTED_PROXIES tell it);

@@ -122,6 +122,7 @@ class Gateway:
             self.metrics,
             timeout=settings.upstream_timeout,
             max_body=settings.max_body_bytes,
+            revoked=self.revoked,
             tracing=self.tracing,
         )
         self._router = Router(
