@@ -87,12 +87,37 @@ def _say(line: str) -> None:
     sys.stdout.flush()
 
 
+RELAY_READ_BYTES = 64 * 1024
+MAX_LINE_BYTES = 1024 * 1024  # a longer line goes out in pieces of this size
+
+
 async def _relay(name: str, stream: asyncio.StreamReader) -> None:
+    """Copy a child's output with its name before each line, until the child closes it.
+
+    Reads in blocks, not lines: StreamReader.readline gives up on a line over its 64 KiB
+    limit, which ended this task, and the child then blocked writing to a full pipe.
+    Whatever the line length, this keeps reading, so no service ever waits on its logs.
+    """
     prefix = f"[{name}] ".encode()
-    out = sys.stdout.buffer
-    while line := await stream.readline():
-        out.write(prefix + line if line.endswith(b"\n") else prefix + line + b"\n")
-        out.flush()
+    pending = b""  # the start of a line whose end has not come yet
+    while block := await stream.read(RELAY_READ_BYTES):
+        lines = (pending + block).split(b"\n")
+        pending = lines.pop()
+        while len(pending) > MAX_LINE_BYTES:
+            lines.append(pending[:MAX_LINE_BYTES])
+            pending = pending[MAX_LINE_BYTES:]
+        if lines:
+            _write(b"".join(prefix + line + b"\n" for line in lines))
+    if pending:
+        _write(prefix + pending + b"\n")
+
+
+def _write(data: bytes) -> None:
+    try:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    except (OSError, ValueError):
+        pass  # our own output is gone (a closed terminal): keep draining the children
 
 
 class Children:
