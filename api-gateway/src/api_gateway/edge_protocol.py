@@ -36,6 +36,7 @@ from api_gateway.exceptions import MalformedRequest, RequestTimeout
 logger = logging.getLogger(__name__)
 ASGI_INFO = {"version": "3.0", "spec_version": "2.3"}
 Phase = Literal["idle", "head", "body"]
+LINGER_SECONDS = 2.0  # after a refusal, input is read and dropped this long (nginx: 5 s)
 
 
 class _Refused(Exception):
@@ -367,7 +368,20 @@ class EdgeProtocol(asyncio.Protocol):
             self._request.keep_alive = False  # finish the response in progress, then close
             return
         self.write(edge_response(status, detail))
-        self.close()
+        self._linger()
+
+    def _linger(self) -> None:
+        """Close after the answer without losing it: closing a socket with unread input
+        sends a reset, which can discard the answer before the client reads it. So send
+        FIN first, then read and drop what the client still sends, briefly."""
+        transport = self.transport
+        if transport is None or transport.is_closing() or not transport.can_write_eof():
+            self.close()
+            return
+        transport.write_eof()
+        self.resume_reading()
+        self._cancel_timer()
+        self._timer = self.loop.call_later(LINGER_SECONDS, self.close)
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
