@@ -261,17 +261,17 @@ def _closed_by_server(sockets: list[socket.socket], within: float = BOUND) -> in
         deadline = time.monotonic() + within
         while closed < wanted and (left := deadline - time.monotonic()) > 0:
             for key, _ in selector.select(timeout=min(left, 1.0)):
-                sock = key.fileobj
-                assert isinstance(sock, socket.socket)
+                ready = key.fileobj
+                assert isinstance(ready, socket.socket)
                 try:
-                    data = sock.recv(4096)
+                    data = ready.recv(4096)
                 except (BlockingIOError, InterruptedError):
                     continue
                 except ConnectionResetError:
                     data = b""
                 if not data or statuses(data) in ([503], [408]):
                     closed += 1
-                    selector.unregister(sock)
+                    selector.unregister(ready)
     return closed
 
 
