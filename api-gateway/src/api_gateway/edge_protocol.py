@@ -36,6 +36,8 @@ from api_gateway.exceptions import MalformedRequest, RequestTimeout
 logger = logging.getLogger(__name__)
 ASGI_INFO = {"version": "3.0", "spec_version": "2.3"}
 Phase = Literal["idle", "head", "body"]
+# uvicorn's list of default headers, its formatted text, its length (one server a process)
+_DEFAULT_HEADERS: list[Any] = [None, b"", 0]
 LINGER_SECONDS = 2.0  # after a refusal, input is read and dropped this long (nginx: 5 s)
 
 
@@ -298,8 +300,18 @@ class EdgeProtocol(asyncio.Protocol):
         self._become_idle(min(self._limits.keepalive_timeout, self._limits.header_timeout))
 
     @property
-    def default_headers(self) -> list[bytes]:
-        return [b"%s: %s\r\n" % pair for pair in self.server_state.default_headers]
+    def default_headers(self) -> bytes:
+        """uvicorn's Date (and configured) headers, formatted once per new list (1/s)."""
+        current = self.server_state.default_headers
+        cached = _DEFAULT_HEADERS
+        if cached[0] is not current:
+            text = b"".join(b"%s: %s\r\n" % pair for pair in current)
+            cached[:] = [current, text, len(current)]
+        return cached[1]  # type: ignore[no-any-return]
+
+    @property
+    def default_header_lines(self) -> int:
+        return _DEFAULT_HEADERS[2]  # type: ignore[no-any-return]
 
     def write(self, data: bytes) -> None:
         if not self._closed and self.transport is not None:

@@ -139,32 +139,37 @@ class EdgeRequest:
     def _start(self, status: int, headers: Any) -> None:
         self.response_started = True
         self.expect_continue = False
-        lines = [_STATUS_LINES[status], *self._connection.default_headers]
+        parts = [_STATUS_LINES[status], self._connection.default_headers]
+        lines = 2  # the status line and the blank line
         length = None
         for name, value in headers:
             if name == b"content-length":
                 length = int(value)
                 continue  # written once, below
-            elif name == b"transfer-encoding":
+            if name == b"transfer-encoding":
                 continue  # framing is ours
-            elif name == b"connection" and b"close" in value.lower():
+            if name == b"connection" and b"close" in value.lower():
                 self.keep_alive = False
                 continue
-            lines.append(b"%s: %s\r\n" % (name, value))
+            parts += (name, b": ", value, b"\r\n")
+            lines += 1
         if not self.keep_alive:
-            lines.append(b"connection: close\r\n")
+            parts.append(b"connection: close\r\n")
+            lines += 1
         if length is not None:
-            lines.append(b"content-length: %d\r\n" % length)
+            parts.append(b"content-length: %d\r\n" % length)
             self._length = 0 if self.head_only else length
         elif not self.head_only and status not in (204, 304):
             self.chunked = True
-            lines.append(b"transfer-encoding: chunked\r\n")
+            parts.append(b"transfer-encoding: chunked\r\n")
         else:
             self._length = 0
-        lines.append(b"\r\n")
-        head = b"".join(lines)
+        lines += 1
+        parts.append(b"\r\n")
+        head = b"".join(parts)
         # One CR and one LF per line: an application's header value cannot add a line.
-        if head.count(b"\n") != len(lines) or head.count(b"\r") != len(lines):
+        lines += self._connection.default_header_lines
+        if head.count(b"\n") != lines or head.count(b"\r") != lines:
             raise ResponseMalformed("a response header contains CR or LF")
         self._connection.write(head)
 
