@@ -14,8 +14,10 @@ import contextlib
 import ctypes
 import importlib.util
 import os
+import queue
 import signal
 import sys
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -82,9 +84,55 @@ def _gateway_url() -> str:
     return f"http://{host}:{_setting('gateway_port') or '5000'}"
 
 
+class Output:
+    """The launcher's stdout, written by a thread of its own: when whoever reads it (a
+    terminal, a pipe) stops, the relays still drain the services' pipes, so no service
+    ever blocks on a log line. Past MAX_QUEUED blocks waiting, blocks are dropped and
+    counted (told at the end)."""
+
+    MAX_QUEUED = 10_000
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[bytes | None] = queue.Queue(self.MAX_QUEUED)
+        self.dropped = 0
+        self._thread = threading.Thread(target=self._drain, name="output", daemon=True)
+        self._thread.start()
+
+    def write(self, data: bytes) -> None:
+        try:
+            self._queue.put_nowait(data)
+        except queue.Full:
+            self.dropped += 1
+
+    def _drain(self) -> None:
+        while (data := self._queue.get()) is not None:
+            try:
+                sys.stdout.buffer.write(data)
+                sys.stdout.buffer.flush()
+            except (OSError, ValueError):
+                pass  # our own output is gone (a closed terminal): keep draining
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Write what is queued (waiting at most `timeout`), then stop the thread."""
+        if self.dropped:
+            self.write(f"[run] {self.dropped} blocks of log output dropped\n".encode())
+        with contextlib.suppress(queue.Full):
+            self._queue.put(None, timeout=timeout)
+        self._thread.join(timeout)
+
+
+_output: Output | None = None
+
+
+def _write(data: bytes) -> None:
+    global _output
+    if _output is None:
+        _output = Output()
+    _output.write(data)
+
+
 def _say(line: str) -> None:
-    sys.stdout.write(f"[run] {line}\n")
-    sys.stdout.flush()
+    _write(f"[run] {line}\n".encode())
 
 
 RELAY_READ_BYTES = 64 * 1024
@@ -96,7 +144,8 @@ async def _relay(name: str, stream: asyncio.StreamReader) -> None:
 
     Reads in blocks, not lines: StreamReader.readline gives up on a line over its 64 KiB
     limit, which ended this task, and the child then blocked writing to a full pipe.
-    Whatever the line length, this keeps reading, so no service ever waits on its logs.
+    Whatever the line length, this keeps reading, and it never waits on our own output
+    (Output), so no service ever waits on its logs.
     """
     prefix = f"[{name}] ".encode()
     pending = b""  # the start of a line whose end has not come yet
@@ -110,14 +159,6 @@ async def _relay(name: str, stream: asyncio.StreamReader) -> None:
             _write(b"".join(prefix + line + b"\n" for line in lines))
     if pending:
         _write(prefix + pending + b"\n")
-
-
-def _write(data: bytes) -> None:
-    try:
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
-    except (OSError, ValueError):
-        pass  # our own output is gone (a closed terminal): keep draining the children
 
 
 class Children:
@@ -292,6 +333,8 @@ async def main() -> int:
         await children.stop()
         watcher.cancel()
     _say("stopped")
+    if _output is not None:
+        _output.close()
     return exit_code
 
 
