@@ -158,13 +158,14 @@ class EdgeRequest:
             lines += 1
         if length is not None:
             parts.append(b"content-length: %d\r\n" % length)
+            lines += 1
             self._length = 0 if self.head_only else length
         elif not self.head_only and status not in (204, 304):
             self.chunked = True
             parts.append(b"transfer-encoding: chunked\r\n")
+            lines += 1
         else:
             self._length = 0
-        lines += 1
         parts.append(b"\r\n")
         head = b"".join(parts)
         # One CR and one LF per line: an application's header value cannot add a line.
