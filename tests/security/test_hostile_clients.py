@@ -149,6 +149,14 @@ def test_an_upgrade_without_a_body_is_ignored_and_the_connection_stays_http(shop
     assert b"101 Switching" not in received
 
 
+def test_many_pipelined_upgrades_without_a_body_are_each_answered(shop: Shop) -> None:
+    """Each ignored upgrade restarts the parser on the rest of the read: 1,200 in a row."""
+    one = b"GET /health HTTP/1.1\r\nHost: shop\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"
+    last = b"GET /health HTTP/1.1\r\nHost: shop\r\nConnection: close\r\n\r\n"
+    received = exchange(shop.gateway, one * 1199 + last)
+    assert statuses(received) == [200] * 1200
+
+
 def test_connect_is_refused(shop: Shop) -> None:
     received = exchange(shop.gateway, b"CONNECT example.com:443 HTTP/1.1\r\nHost: x\r\n\r\n")
     assert statuses(received) == [400]

@@ -140,18 +140,20 @@ class EdgeProtocol(asyncio.Protocol):
         self._wake_drain()
 
     def data_received(self, data: bytes) -> None:
+        while data:
+            data = self._feed(data)
+
+    def _feed(self, data: bytes) -> bytes:
+        """Parse one read; what is left of it after an ignored upgrade, else b""."""
         if self._parser_failed or self._closed:
-            return
+            return b""
         was_in_head = self._phase == "head"
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
             # Only a request without a body gets here (on_headers_complete refuses the
             # rest): the upgrade is ignored and what follows is HTTP/1.1 again.
-            rest = data[upgrade.args[0] :]
-            if rest:
-                self.data_received(rest)
-            return
+            return data[upgrade.args[0] :]
         except httptools.HttpParserCallbackError as exc:
             refused = exc.__context__
             if isinstance(refused, _Refused):
@@ -159,10 +161,10 @@ class EdgeProtocol(asyncio.Protocol):
             else:
                 logger.error("request parsing failed", exc_info=refused)
                 self._refuse(400, "The request could not be read.")
-            return
+            return b""
         except httptools.HttpParserError as exc:
             self._refuse(400, f"Malformed HTTP request: {exc}.")
-            return
+            return b""
         phase = self._phase
         if phase == "head" and was_in_head:
             self._head_raw += len(data)  # every byte of this read was head
@@ -170,6 +172,7 @@ class EdgeProtocol(asyncio.Protocol):
                 self._refuse(431, "The request's header fields are too large.")
         elif phase == "body" and self._timer is None:
             self._timer = self.loop.call_later(self._limits.body_timeout, self._on_timer)
+        return b""
 
     # httptools
     def on_message_begin(self) -> None:
