@@ -11,6 +11,7 @@ over the instances of a service.
 from __future__ import annotations
 
 import asyncio
+import select
 import ssl
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
@@ -236,7 +237,7 @@ class ConnectionPool:
         now = asyncio.get_running_loop().time()
         while self._idle:
             conn = self._idle.pop()
-            if not conn.closed and now - conn.idle_since < IDLE_SECONDS:
+            if not conn.closed and now - conn.idle_since < IDLE_SECONDS and not _dropped(conn):
                 return conn
             conn.close()
         return None
@@ -260,3 +261,18 @@ class ConnectionPool:
     def close(self) -> None:
         while self._idle:
             self._idle.pop().close()
+
+
+def _dropped(conn: Connection) -> bool:
+    """An idle connection with something to read was closed by the upstream (or is out of
+    step): urllib3's and aiohttp's check before reuse. The event loop may not have read
+    that end yet (the upstream closed right after its answer, as a server does after a
+    500), and a write sent on it would fail with no way to know whether it was applied.
+    One poll(2) with no wait; poll, not select, as descriptors may be past FD_SETSIZE."""
+    transport = conn.transport
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None:
+        return False
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLIN)
+    return bool(poller.poll(0))
