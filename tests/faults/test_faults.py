@@ -266,3 +266,37 @@ async def test_redis_killed(cluster: Cluster, redis: Redis) -> None:
         redis.start()
 
     await run_fault(cluster, "redis killed", kill, restart, hold=3.0)
+
+
+async def test_two_thousand_concurrent_connections(cluster: Cluster) -> None:
+    host, port = cluster.gateways[0].url.removeprefix("http://").split(":")
+    target = f"/products/{cluster.product_ids[0]}".encode()
+    answers: Counter[str] = Counter()
+
+    async def one() -> None:
+        try:
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), 20)
+        except (OSError, TimeoutError) as exc:
+            answers[f"connect {type(exc).__name__}"] += 1
+            return
+        try:
+            writer.write(b"GET " + target + b" HTTP/1.1\r\nhost: shop\r\nconnection: close\r\n\r\n")
+            line = await asyncio.wait_for(reader.readline(), 30)
+            answers[line.split(b" ")[1].decode() if line else "closed"] += 1
+        except (OSError, TimeoutError) as exc:
+            answers[type(exc).__name__] += 1
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+
+    async def flood() -> None:
+        await asyncio.gather(*(one() for _ in range(2000)))
+
+    async def nothing() -> None:
+        return None
+
+    await run_fault(cluster, "2,000 concurrent connections", flood, nothing, hold=0.0)
+    print(f"[2,000 concurrent connections] their answers: {dict(answers)}")  # noqa: T201
+    assert "500" not in answers and "502" not in answers
+    assert sum(answers.values()) == 2000
