@@ -253,3 +253,20 @@ async def test_readiness_answers_while_every_pooled_connection_is_busy(postgres_
         assert state == "migration_pending"  # the database answered: no version table
     finally:
         await engine.dispose()
+
+
+@pytest.mark.postgres
+async def test_pgbouncer_mode_runs_statements_with_no_prepared_statement_cache(
+    postgres_url: str,
+) -> None:
+    engine = create_engine(postgres_url, pgbouncer=True)
+    try:
+        for _ in range(3):  # the same statement again: no cached prepared statement reused
+            assert await select_one(engine) == 1
+        async with engine.connect() as connection:
+            raw = await connection.get_raw_connection()
+            driver = raw.driver_connection
+            assert driver is not None
+            assert driver._stmt_cache.get_max_size() == 0
+    finally:
+        await engine.dispose()
