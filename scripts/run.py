@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import ctypes
 import importlib.util
+import json
 import os
 import queue
 import signal
@@ -241,10 +242,15 @@ def _migrations_dir(service: str) -> Path | None:
 
 
 def _ready(url: str) -> bool:
+    """The gateway is ready and sees every service ready (its own /ready is 200 as soon
+    as it can serve, whatever the services' state)."""
     try:
         with urllib.request.urlopen(f"{url}/ready", timeout=2) as response:
-            return bool(response.status == 200)
-    except OSError:
+            checks = json.loads(response.read()).get("checks", {})
+            return bool(response.status == 200) and all(
+                state in ("ok", "degraded") for state in checks.values()
+            )
+    except (OSError, ValueError):
         return False
 
 

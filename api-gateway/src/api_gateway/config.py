@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from pydantic import BeforeValidator, Field, field_validator
 from pydantic_settings import NoDecode
 
+from api_gateway.bulkhead import DEFAULT_SEARCH_CONCURRENCY
 from api_gateway.ratelimit import Rate, parse_optional_rate, parse_rate
 from shop_common.settings import ServiceSettings
 
@@ -70,6 +71,9 @@ class Settings(ServiceSettings):
     # How often every instance's /ready is probed, so the balancer skips the ones that
     # are down or draining (under the services' 3 s drain, with room for one miss).
     upstream_probe_seconds: float = Field(default=1.0, gt=0, le=60)
+    # Product searches (`q`) this gateway lets run at once; past it 503 at once, so a
+    # search flood cannot take the product-service's database from its other routes.
+    search_concurrency: int = Field(default=DEFAULT_SEARCH_CONCURRENCY, ge=1, le=10000)
 
     # Limits at the edge (README "Security"; docs/decisions/gateway-edge-server.md).
     # Request line and header fields together, and how many fields: past either, 431.

@@ -47,7 +47,9 @@ async def upgrade_database(url: str, revision: str = "head", *, downgrade: bool 
     """Migrate `url` to `revision` (alembic upgrade, or downgrade), creating SQLite files."""
     from alembic import command  # here only: serving never imports Alembic (~8 MB)
 
-    engine = create_engine(url)
+    # No statement or lock timeout: an index build or a replica waiting for another's
+    # migration may take longer than a request may.
+    engine = create_engine(url, statement_timeout=0, lock_timeout=0)
     config = alembic_config(MIGRATIONS_DIR, url)
 
     def upgrade(connection: Connection) -> None:

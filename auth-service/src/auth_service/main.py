@@ -25,7 +25,7 @@ from auth_service.service import AuthService
 from auth_service.signing_keys import KeyRing, ensure_key
 from auth_service.tokens import TokenIssuer
 from shop_common.credential import CredentialVerifier
-from shop_common.database import create_engine, schema_state
+from shop_common.database import create_engine, engine_options, schema_state
 from shop_common.health import health_router
 from shop_common.keys import load_public_key
 from shop_common.service_app import install_service_defaults
@@ -94,7 +94,7 @@ def _load_keyring(settings: Settings) -> KeyRing:
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     keyring: KeyRing = app.state.keyring
-    engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
+    engine = create_engine(settings.database_url, **engine_options(settings))
     sessions = create_sessionmaker(engine)
     hasher = PasswordHasher(settings.bcrypt_rounds)
     issuer = TokenIssuer(

@@ -49,7 +49,9 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 async def migrate_database(url: str) -> None:
     """Bring the database to the latest migration (alembic upgrade head)."""
-    engine = create_engine(url)
+    # No statement or lock timeout: an index build or a replica waiting for another's
+    # migration may take longer than a request may.
+    engine = create_engine(url, statement_timeout=0, lock_timeout=0)
     try:
         async with engine.begin() as connection:
             if connection.dialect.name == "postgresql":

@@ -13,7 +13,7 @@ from product_service.db import MIGRATIONS_PATH, VERSION_TABLE, session_factory
 from product_service.fast_read import ProductFastRead
 from product_service.router import router
 from shop_common.credential import CredentialVerifier
-from shop_common.database import create_engine, schema_state
+from shop_common.database import create_engine, engine_options, schema_state
 from shop_common.health import health_router
 from shop_common.keys import load_public_key
 from shop_common.problems import problem_response
@@ -28,7 +28,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
+        engine = create_engine(settings.database_url, **engine_options(settings))
         app.state.engine = engine
         # The same pool, its connections outside any transaction (single-SELECT routes).
         app.state.read_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
