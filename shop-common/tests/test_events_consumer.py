@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
 from nats.aio.client import Client
 from nats.js import JetStreamContext
+from prometheus_client import REGISTRY
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -126,7 +128,7 @@ async def test_each_event_is_applied_once_also_when_delivered_twice(
 
 
 async def test_a_failing_event_is_retried_then_dead_lettered_and_redriven_once_fixed(
-    event_db, nats_client: Client, event_names: EventNames
+    event_db, nats_client: Client, event_names: EventNames, capsys: pytest.CaptureFixture[str]
 ) -> None:
     js = nats_client.jetstream()
     await ensure_streams(js, [event_names.stream_spec(), event_names.dead_letters.stream_spec()])
@@ -154,22 +156,19 @@ async def test_a_failing_event_is_retried_then_dead_lettered_and_redriven_once_f
         assert letter.reason == "RuntimeError: cannot apply"
         assert letter.event_type == "thing.changed"
         assert letter.subject == event_names.subject("thing.changed")
+        durable = consumer.spec.durable
+        assert REGISTRY.get_sample_value("events_dead_letters_total", {"consumer": durable}) == 1
+        assert REGISTRY.get_sample_value("events_redeliveries_total", {"consumer": durable}) == 2
+
+        cli = ["--nats-url", nats_test_url(), "--stream", dead.stream, "--prefix", dead.prefix]
+        assert await asyncio.to_thread(events_cli, [*cli, "dead-letters"]) == 0
+        (line,) = capsys.readouterr().out.splitlines()
+        listed = json.loads(line)
+        assert listed["consumer"] == durable and listed["deliveries"] == 3
+        assert listed["event_id"] == letter.event_id and listed["sequence"] == letter.sequence
 
         broken.clear()  # the bug is fixed and deployed
-        code = await asyncio.to_thread(
-            events_cli,
-            [
-                "--nats-url",
-                nats_test_url(),
-                "--stream",
-                dead.stream,
-                "--prefix",
-                dead.prefix,
-                "redrive",
-                "--consumer",
-                consumer.spec.durable,
-            ],
-        )
+        code = await asyncio.to_thread(events_cli, [*cli, "redrive", "--consumer", durable])
         assert code == 0
 
         async def redriven() -> bool:

@@ -10,8 +10,10 @@ import pytest
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
+from prometheus_client import REGISTRY
 from sqlalchemy import func, select, update
 
+from shop_common.database import create_engine
 from shop_common.events import Event, OutboxRelay, ensure_streams, record_event
 from shop_common.events.testing import EventNames
 
@@ -159,3 +161,64 @@ async def test_the_relay_can_be_given_the_event_id(
     await OutboxRelay(event_db.engine, source=SOURCE).publish_pending(js)
     ((headers, event),) = await stream_messages(js, event_names.stream)
     assert headers["Nats-Msg-Id"] == str(chosen) and event.data == {"n": 1}
+
+
+async def test_two_relays_on_one_outbox_publish_each_event_once_and_in_order(
+    event_db, nats_client: Client, event_names: EventNames
+) -> None:
+    """Replicas: on PostgreSQL one relays while the other finds the lock taken."""
+    js = nats_client.jetstream()
+    await ensure_streams(js, [event_names.stream_spec()])
+    second_engine = create_engine(event_db.url)
+    relays = [
+        OutboxRelay(event_db.engine, source=SOURCE, batch_size=3),
+        OutboxRelay(second_engine, source=SOURCE, batch_size=3),
+    ]
+    recorded: list[Event] = []
+    try:
+        for round_ in range(5):
+            writes = record(event_db, event_names, [f"{round_}-{i}" for i in range(4)])
+            results = await asyncio.gather(
+                writes, *(relay.publish_pending(js) for relay in relays for _ in range(2))
+            )
+            recorded += results[0]
+        for relay in relays:
+            await relay.publish_pending(js)
+    finally:
+        await second_engine.dispose()
+    messages = await stream_messages(js, event_names.stream)
+    assert [event.id for _, event in messages] == [event.id for event in recorded]
+
+
+async def test_declaring_a_stream_again_updates_it(
+    nats_client: Client, event_names: EventNames
+) -> None:
+    js = nats_client.jetstream()
+    await ensure_streams(js, [event_names.stream_spec()])
+    await ensure_streams(js, [event_names.stream_spec()])  # unchanged: nothing to do
+    await ensure_streams(js, [event_names.stream_spec(duplicate_window=300.0)])
+    info = await js.stream_info(event_names.stream)
+    assert info.config.duplicate_window == 300.0
+    assert info.config.subjects == [event_names.subject(">")]
+
+
+async def test_the_relay_reports_its_lag_as_metrics(
+    event_db, nats_client: Client, event_names: EventNames
+) -> None:
+    source = f"lag-{event_names.token}"
+    js = nats_client.jetstream()
+    async with event_db.sessionmaker() as session:
+        await record_event(
+            session, source=source, subject=event_names.subject("x"), type="x", data={}
+        )
+        await session.commit()
+    relay = OutboxRelay(event_db.engine, source=source)
+    await relay._update_lag()
+    assert REGISTRY.get_sample_value("events_outbox_lag_rows", {"source": source}) == 1
+    assert REGISTRY.get_sample_value("events_outbox_lag_seconds", {"source": source}) >= 0
+    await ensure_streams(js, [event_names.stream_spec()])
+    await relay.publish_pending(js)
+    await relay._update_lag()
+    assert REGISTRY.get_sample_value("events_outbox_lag_rows", {"source": source}) == 0
+    assert REGISTRY.get_sample_value("events_outbox_lag_seconds", {"source": source}) == 0
+    assert REGISTRY.get_sample_value("events_published_total", {"source": source}) == 1

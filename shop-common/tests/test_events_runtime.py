@@ -98,6 +98,12 @@ async def test_events_recorded_while_nats_is_down_are_kept_and_published_when_it
             await eventually(relay_failed)
             assert runtime.relay is not None
             assert (await runtime.relay.lag())[0] == 2  # kept, not lost
+
+            async def lag_reported() -> bool:
+                rows = REGISTRY.get_sample_value("events_outbox_lag_rows", {"source": SOURCE})
+                return rows == 2
+
+            await eventually(lag_reported)
             assert runtime.state == "degraded"
 
             server.start()  # the same port and store: the stream and consumer are there
