@@ -20,7 +20,6 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING
 
-import nats
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -39,17 +38,19 @@ SETUP_RETRY_SECONDS = 1.0
 
 async def connect_nats(url: str, *, name: str) -> Client:
     """A connection that keeps reconnecting for ever (an outage is waited out)."""
+    client = Client()
 
     async def on_error(exc: Exception) -> None:
         logger.debug("nats: %s: %s", type(exc).__name__, exc)
 
     async def on_disconnect() -> None:
-        logger.warning("nats: disconnected; reconnecting")
+        if not client.is_closed:  # closing also calls this
+            logger.warning("nats: disconnected; reconnecting")
 
     async def on_reconnect() -> None:
         logger.info("nats: reconnected")
 
-    return await nats.connect(
+    await client.connect(
         servers=[server.strip() for server in url.split(",") if server.strip()],
         name=name,
         max_reconnect_attempts=-1,
@@ -59,6 +60,7 @@ async def connect_nats(url: str, *, name: str) -> Client:
         disconnected_cb=on_disconnect,
         reconnected_cb=on_reconnect,
     )
+    return client
 
 
 class EventRuntime:
