@@ -12,7 +12,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shop_common.events import ConsumerSpec, Event, EventRuntime, record_event
-from shop_common.events.testing import NatsServer, unique_event_names
+from shop_common.events.testing import NatsServer, nats_test_url, unique_event_names
 
 pytestmark = pytest.mark.anyio
 SOURCE = "outage-service"
@@ -115,3 +115,59 @@ async def test_events_recorded_while_nats_is_down_are_kept_and_published_when_it
             assert await runtime.relay.lag() == (0, 0.0)
     finally:
         server.stop()
+
+
+async def test_a_consumer_waits_for_a_stream_another_service_declares_later(
+    event_db, nats_client, event_names
+) -> None:
+    async def handle(session: AsyncSession, event: Event) -> None:
+        await session.execute(
+            insert(event_db.effect).values(event_id=str(event.id), value=event.data["value"])
+        )
+
+    consuming = EventRuntime(
+        nats_url=nats_test_url(),
+        source="consuming-service",
+        engine=event_db.engine,
+        sessionmaker=event_db.sessionmaker,
+        consumers=[
+            ConsumerSpec(
+                durable=f"c_{event_names.token}",
+                stream=event_names.stream,
+                filter_subject=event_names.subject(">"),
+                handler=handle,
+                inbox_table="inbox_test",
+            )
+        ],
+        dead_letters=event_names.dead_letters,
+        outbox_table=None,  # consumes only
+    )
+    publishing = EventRuntime(
+        nats_url=nats_test_url(),
+        source="publishing-service",
+        engine=event_db.engine,
+        streams=[event_names.stream_spec()],
+    )
+    async with consuming:
+        await asyncio.sleep(0.5)  # it tries to declare its consumer: no such stream yet
+        assert consuming.state == "degraded"
+        async with publishing:
+            await asyncio.wait_for(publishing.wait_ready(), 60)
+            async with event_db.sessionmaker() as session:
+                await record_event(
+                    session,
+                    source="publishing-service",
+                    subject=event_names.subject("thing.changed"),
+                    type="thing.changed",
+                    data={"value": "delivered"},
+                )
+                await session.commit()
+            await asyncio.wait_for(consuming.wait_ready(), 60)
+
+            async def applied() -> bool:
+                async with event_db.engine.connect() as connection:
+                    values = (await connection.scalars(select(event_db.effect.c.value))).all()
+                return list(values) == ["delivered"]
+
+            await eventually(applied)
+    assert consuming.state == "degraded"  # stopped

@@ -159,7 +159,10 @@ class EventConsumer:
                 continue
             backoff = 0.0
             for message in messages:
-                await self.process(message)
+                try:
+                    await self.process(message)
+                except Exception:  # unsettled: JetStream redelivers it after ack_wait
+                    logger.exception("consumer %s: delivery not settled", durable)
 
     async def process(self, msg: Msg) -> str:
         """Apply one delivery and settle it; returns the outcome (for metrics and tests)."""

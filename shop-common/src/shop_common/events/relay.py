@@ -58,6 +58,7 @@ class OutboxRelay:
         self.publish_timeout = publish_timeout
         self.tracing = tracing
         self._wake = asyncio.Event()
+        self._lag_due = 0.0
         # Several relays of one table in one process (tests) take turns on SQLite.
         self._local_lock = _SQLITE_LOCKS.setdefault(f"{engine.url}|{table}", asyncio.Lock())
         self._lock_key = zlib.crc32(f"shop_common.events.relay:{table}".encode())
@@ -86,7 +87,8 @@ class OutboxRelay:
                 await asyncio.sleep(backoff)
                 continue
             backoff = 0.0
-            await self._update_lag()
+            if not busy and asyncio.get_running_loop().time() >= self._lag_due:
+                await self._update_lag()  # at most once per poll, not once per commit
             timeout = BUSY_RETRY_SECONDS if busy else self.poll_seconds
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
@@ -198,6 +200,7 @@ class OutboxRelay:
         return int(count), max(age, 0.0)
 
     async def _update_lag(self) -> None:
+        self._lag_due = asyncio.get_running_loop().time() + self.poll_seconds
         try:
             rows, seconds = await self.lag()
         except Exception as exc:  # the database is away: keep the last figures

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING
 
 from nats.aio.client import Client
-from nats.js import JetStreamContext
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shop_common.events.consumer import ConsumerSpec, EventConsumer
@@ -140,39 +140,58 @@ class EventRuntime:
         await self.stop()
 
     async def _run(self) -> None:
+        """Connect, declare this service's streams, then relay and consume: the relay does
+        not wait for the consumers, whose streams another service may not have created yet."""
         self.nc = await connect_nats(self.nats_url, name=self.source)
         js = self.nc.jetstream()
-        await self._set_up(js)
-        self._ready.set()
-        logger.info("events: streams and consumers ready")
-        async with asyncio.TaskGroup() as group:
-            if self.relay is not None:
-                group.create_task(self.relay.run(js))
-            for consumer in self.consumers:
-                group.create_task(consumer.run())
-
-    async def _set_up(self, js: JetStreamContext) -> None:
-        """Declare streams and consumers, retrying while NATS is unreachable."""
-        assert self.sessionmaker is not None or not self.consumer_specs
         streams = list(self.streams)
         if self.consumer_specs:
             streams.append(self.dead_letters.stream_spec())
-        while True:
-            try:
-                await ensure_streams(js, streams)
-                self.consumers = []
-                for spec in self.consumer_specs:
-                    assert self.sessionmaker is not None
-                    consumer = EventConsumer(
-                        js,
-                        self.sessionmaker,
-                        spec,
-                        dead_letters=self.dead_letters,
-                        tracing=self.tracing,
-                    )
-                    await consumer.ensure()
-                    self.consumers.append(consumer)
-                return
-            except Exception as exc:
-                logger.warning("events: setting up streams failed (%s); retrying", exc)
-                await asyncio.sleep(SETUP_RETRY_SECONDS)
+        await _retrying("declaring streams", lambda: ensure_streams(js, streams))
+        assert self.sessionmaker is not None or not self.consumer_specs
+        self.consumers = [
+            EventConsumer(
+                js, self.sessionmaker, spec, dead_letters=self.dead_letters, tracing=self.tracing
+            )
+            for spec in self.consumer_specs
+            if self.sessionmaker is not None
+        ]
+        relay = self.relay
+        declared = [asyncio.Event() for _ in self.consumers]
+        async with asyncio.TaskGroup() as group:
+            if relay is not None:
+                group.create_task(_restarting("relay", functools.partial(relay.run, js)))
+            for consumer, done in zip(self.consumers, declared, strict=True):
+                group.create_task(self._consume(consumer, done))
+            for done in declared:
+                await done.wait()
+            self._ready.set()
+            logger.info("events: streams and consumers ready")
+
+    @staticmethod
+    async def _consume(consumer: EventConsumer, declared: asyncio.Event) -> None:
+        name = consumer.spec.durable
+        await _retrying(f"declaring consumer {name}", consumer.ensure)
+        declared.set()
+        await _restarting(f"consumer {name}", consumer.run)
+
+
+async def _retrying(what: str, step: Callable[[], Awaitable[object]]) -> None:
+    """Retry a setup step while NATS is unreachable (or a stream not yet created)."""
+    while True:
+        try:
+            await step()
+            return
+        except Exception as exc:
+            logger.warning("events: %s failed (%s); retrying", what, exc)
+            await asyncio.sleep(SETUP_RETRY_SECONDS)
+
+
+async def _restarting(what: str, loop: Callable[[], Awaitable[None]]) -> None:
+    """Keep a loop running: a bug in one event must not stop the relay or the others."""
+    while True:
+        try:
+            await loop()
+        except Exception:
+            logger.exception("events: %s stopped; restarting", what)
+            await asyncio.sleep(SETUP_RETRY_SECONDS)
