@@ -109,7 +109,7 @@ class Children:
         self._relays: list[asyncio.Task[None]] = []
 
     async def spawn(
-        self, name: str, *args: str, program: str = sys.executable
+        self, name: str, *args: str, program: str = sys.executable, own_group: bool = False
     ) -> asyncio.subprocess.Process:
         process = await asyncio.create_subprocess_exec(
             program,
@@ -118,6 +118,7 @@ class Children:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             preexec_fn=_die_with_parent,
+            start_new_session=own_group,
         )
         self._all.append(process)
         assert process.stdout is not None
@@ -146,6 +147,9 @@ class Children:
             "--port",
             port,
             program=str(_nats_binary()),
+            # Its own process group: a Ctrl-C (SIGINT to the terminal's group) reaches the
+            # services and this launcher, which stops NATS once they have stopped.
+            own_group=True,
         )
 
     async def stop(self) -> None:
