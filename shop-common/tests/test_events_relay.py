@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from nats.aio.client import Client
@@ -222,3 +223,28 @@ async def test_the_relay_reports_its_lag_as_metrics(
     assert REGISTRY.get_sample_value("events_outbox_lag_rows", {"source": source}) == 0
     assert REGISTRY.get_sample_value("events_outbox_lag_seconds", {"source": source}) == 0
     assert REGISTRY.get_sample_value("events_published_total", {"source": source}) == 1
+
+
+async def test_published_rows_are_purged_after_their_retention_and_unpublished_ones_never(
+    event_db, nats_client: Client, event_names: EventNames
+) -> None:
+    js = nats_client.jetstream()
+    await ensure_streams(js, [event_names.stream_spec()])
+    old, recent = await record(event_db, event_names, ["old", "recent"])
+    relay = OutboxRelay(event_db.engine, source=SOURCE, keep_published=timedelta(days=7))
+    await relay.publish_pending(js)
+    (waiting,) = await record(event_db, event_names, ["not yet published"])
+    long_ago = datetime.now(UTC) - timedelta(days=30)
+    async with event_db.engine.begin() as connection:
+        outbox = event_db.outbox
+        await connection.execute(
+            update(outbox).where(outbox.c.id == str(old.id)).values(published_at=long_ago)
+        )
+        await connection.execute(
+            update(outbox).where(outbox.c.id == str(waiting.id)).values(occurred_at=long_ago)
+        )
+
+    assert await relay.purge_published() == 1
+    async with event_db.engine.connect() as connection:
+        left = set((await connection.scalars(select(event_db.outbox.c.id))).all())
+    assert left == {str(recent.id), str(waiting.id)}

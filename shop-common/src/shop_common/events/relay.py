@@ -15,12 +15,12 @@ import asyncio
 import contextlib
 import logging
 import zlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from nats.js import JetStreamContext
-from sqlalchemy import Row, func, select, update
+from sqlalchemy import Row, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shop_common.database import UtcDateTime
@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 BUSY_RETRY_SECONDS = 0.1
 MAX_BACKOFF_SECONDS = 5.0
+PURGE_EVERY_SECONDS = 3600.0
+PURGE_BATCH = 10_000
 _SQLITE_LOCKS: dict[str, asyncio.Lock] = {}
 
 
@@ -47,6 +49,7 @@ class OutboxRelay:
         table: str = DEFAULT_OUTBOX_TABLE,
         batch_size: int = 100,
         poll_seconds: float = 1.0,
+        keep_published: timedelta = timedelta(days=7),
         publish_timeout: float = 5.0,
         tracing: Tracing | None = None,
     ) -> None:
@@ -57,6 +60,8 @@ class OutboxRelay:
         self.poll_seconds = poll_seconds
         self.publish_timeout = publish_timeout
         self.tracing = tracing
+        self.keep_published = keep_published
+        self._purge_due = 0.0
         self._wake = asyncio.Event()
         self._lag_due = 0.0
         # Several relays of one table in one process (tests) take turns on SQLite.
@@ -87,8 +92,12 @@ class OutboxRelay:
                 await asyncio.sleep(backoff)
                 continue
             backoff = 0.0
-            if not busy and asyncio.get_running_loop().time() >= self._lag_due:
+            now = asyncio.get_running_loop().time()
+            if not busy and now >= self._lag_due:
                 await self._update_lag()  # at most once per poll, not once per commit
+            if not busy and now >= self._purge_due:
+                self._purge_due = now + PURGE_EVERY_SECONDS
+                await self._purge_quietly()
             timeout = BUSY_RETRY_SECONDS if busy else self.poll_seconds
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
@@ -184,6 +193,39 @@ class OutboxRelay:
             .where(table.c.position.in_(positions))
             .values(published_at=datetime.now(UTC))
         )
+
+    async def purge_published(self) -> int:
+        """Delete rows published longer ago than `keep_published`, in small batches (a long
+        delete would hold locks); unpublished rows are never deleted. Returns the count."""
+        table = self.table
+        cutoff = datetime.now(UTC) - self.keep_published
+        total = 0
+        while True:
+            oldest = (
+                select(table.c.position)
+                .where(table.c.published_at.is_not(None), table.c.published_at < cutoff)
+                .order_by(table.c.position)
+                .limit(PURGE_BATCH)
+            )
+            async with self.engine.begin() as connection:
+                result = await connection.execute(
+                    delete(table).where(table.c.position.in_(oldest.scalar_subquery()))
+                )
+            deleted = int(result.rowcount or 0)
+            total += deleted
+            if deleted < PURGE_BATCH:
+                return total
+
+    async def _purge_quietly(self) -> None:
+        try:
+            purged = await self.purge_published()
+        except Exception as exc:  # the database is away: next hour
+            logger.warning("outbox purge failed: %s", exc)
+            return
+        if purged:
+            logger.info(
+                "outbox: %d published rows older than %s deleted", purged, self.keep_published
+            )
 
     async def lag(self) -> tuple[int, float]:
         """Unpublished rows, and the age in seconds of the oldest of them."""
