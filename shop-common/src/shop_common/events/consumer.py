@@ -12,6 +12,7 @@ letters (the dead-letter stream, see DeadLetterSpec) and is terminated.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -143,26 +144,33 @@ class EventConsumer:
     async def _pull(self, stream: str, durable: str) -> None:
         backoff = 0.0
         subscription: JetStreamContext.PullSubscription | None = None
-        while True:
-            try:
-                if subscription is None:
-                    subscription = await self.js.pull_subscribe_bind(durable=durable, stream=stream)
-                messages = await subscription.fetch(self.spec.batch, timeout=self.fetch_timeout)
-            except nats.errors.TimeoutError:
-                continue  # nothing new
-            except Exception as exc:  # NATS away: fetch again once it is back
-                backoff = min(max(backoff * 2, 0.1), MAX_ERROR_BACKOFF_SECONDS)
-                logger.warning(
-                    "consumer %s: fetch failed: %s (%s)", durable, type(exc).__name__, exc
-                )
-                await asyncio.sleep(backoff)
-                continue
-            backoff = 0.0
-            for message in messages:
+        try:
+            while True:
                 try:
-                    await self.process(message)
-                except Exception:  # unsettled: JetStream redelivers it after ack_wait
-                    logger.exception("consumer %s: delivery not settled", durable)
+                    if subscription is None:
+                        subscription = await self.js.pull_subscribe_bind(
+                            durable=durable, stream=stream
+                        )
+                    messages = await subscription.fetch(self.spec.batch, timeout=self.fetch_timeout)
+                except nats.errors.TimeoutError:
+                    continue  # nothing new
+                except Exception as exc:  # NATS away: fetch again once it is back
+                    backoff = min(max(backoff * 2, 0.1), MAX_ERROR_BACKOFF_SECONDS)
+                    logger.warning(
+                        "consumer %s: fetch failed: %s (%s)", durable, type(exc).__name__, exc
+                    )
+                    await asyncio.sleep(backoff)
+                    continue
+                backoff = 0.0
+                for message in messages:
+                    try:
+                        await self.process(message)
+                    except Exception:  # unsettled: JetStream redelivers it after ack_wait
+                        logger.exception("consumer %s: delivery not settled", durable)
+        finally:
+            if subscription is not None:
+                with contextlib.suppress(Exception):
+                    await subscription.unsubscribe()
 
     async def process(self, msg: Msg) -> str:
         """Apply one delivery and settle it; returns the outcome (for metrics and tests)."""
