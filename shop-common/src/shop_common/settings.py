@@ -50,6 +50,11 @@ class ServiceSettings(BaseSettings):
     # no tracing at all, opentelemetry is not even imported.
     otel_exporter_otlp_endpoint: str | None = None
 
+    # NATS server(s) with JetStream for events, comma-separated (shop_common.events);
+    # make run starts one on 127.0.0.1:5004 and sets it. Unset: no event runtime runs, and
+    # events wait in the service's outbox.
+    nats_url: str | None = None
+
     # The gateway's credential key pair; make run creates it under DATA_DIR.
     gateway_private_key_file: Path | None = None
     gateway_public_key_file: Path | None = None
