@@ -43,7 +43,7 @@ async def open_session(factory: async_sessionmaker[AsyncSession]) -> AsyncIterat
         yield session
 
 
-async def upgrade_database(url: str, revision: str = "head", *, downgrade: bool = False) -> None:
+async def migrate_database(url: str, revision: str = "head", *, downgrade: bool = False) -> None:
     """Migrate `url` to `revision` (alembic upgrade, or downgrade), creating SQLite files."""
     from alembic import command  # here only: serving never imports Alembic (~8 MB)
 
