@@ -1,4 +1,4 @@
-"""Declarative base with a naming convention, a UTC timestamp type, sessions, migrations."""
+"""Declarative base with a naming convention, the session factory and the migration entry point."""
 
 from __future__ import annotations
 
