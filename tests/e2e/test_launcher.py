@@ -20,9 +20,9 @@ import pytest
 from auth_service.config import Settings as AuthSettings
 from auth_service.db import MIGRATIONS_DIR as AUTH_MIGRATIONS
 from auth_service.db import VERSION_TABLE as AUTH_VERSION_TABLE
-from auth_service.db import upgrade_database
+from auth_service.db import migrate_database
 from product_service.config import Settings as ProductSettings
-from product_service.db import MIGRATIONS_PATH as PRODUCT_MIGRATIONS
+from product_service.db import MIGRATIONS_DIR as PRODUCT_MIGRATIONS
 from product_service.db import VERSION_TABLE as PRODUCT_VERSION_TABLE
 from shop_common.events.testing import nats_test_url
 from shop_common.testing import sqlite_url
@@ -190,7 +190,7 @@ def test_a_second_start_skips_migrating_but_a_database_behind_is_migrated(tmp_pa
     assert skipped(second) == {"auth-service", "product-service"}
 
     # auth's schema taken back to nothing: the next start must migrate it again.
-    anyio.run(partial(upgrade_database, sqlite_url(tmp_path, "auth.db"), "base", downgrade=True))
+    anyio.run(partial(migrate_database, sqlite_url(tmp_path, "auth.db"), "base", downgrade=True))
     third = start_system(tmp_path)
     try:
         assert skipped(third) == {"product-service"}

@@ -67,8 +67,3 @@ class InstanceHealth:
         self.not_ready = state != "ok"
         if state == "ok":
             self.succeeded()
-
-    def describe(self) -> str:
-        if self.open:
-            return "open"
-        return "not_ready" if self.not_ready else "ok"

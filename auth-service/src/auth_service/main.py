@@ -104,7 +104,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         ttl_seconds=settings.access_token_ttl_seconds,
     )
     app.state.engine = engine
-    app.state.sessions = sessions
+    app.state.sessionmaker = sessions
     app.state.auth_service = AuthService(settings=settings, hasher=hasher, issuer=issuer)
     publisher = _revocation_publisher(settings, sessions)
     app.state.revocation_publisher = publisher
@@ -151,7 +151,7 @@ def _revocation_publisher(
 
 async def _try_bootstrap_admin(app: FastAPI, hasher: PasswordHasher) -> bool:
     try:
-        await bootstrap_admin(app.state.sessions, app.state.settings, hasher)
+        await bootstrap_admin(app.state.sessionmaker, app.state.settings, hasher)
     except (SQLAlchemyError, OSError) as exc:  # asyncpg's refused connect is an OSError
         # The service still starts (and /ready says why it is not ready); the ADMIN is
         # created as soon as the database is migrated.

@@ -9,7 +9,7 @@ from fastapi import FastAPI, Request, Response
 from starlette.routing import Match
 
 from product_service.config import SERVICE_NAME, Settings
-from product_service.db import MIGRATIONS_PATH, VERSION_TABLE, session_factory
+from product_service.db import MIGRATIONS_DIR, VERSION_TABLE, create_sessionmaker
 from product_service.fast_read import ProductFastRead
 from product_service.router import router
 from shop_common.credential import CredentialVerifier
@@ -32,7 +32,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         # The same pool, its connections outside any transaction (single-SELECT routes).
         app.state.read_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
-        app.state.sessionmaker = session_factory(engine)
+        app.state.sessionmaker = create_sessionmaker(engine)
         try:
             yield
         finally:
@@ -53,7 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_service_defaults(app, settings=settings, verifier=verifier)
 
     async def check_ready() -> dict[str, str]:
-        state = await schema_state(app.state.engine, MIGRATIONS_PATH, VERSION_TABLE)
+        state = await schema_state(app.state.engine, MIGRATIONS_DIR, VERSION_TABLE)
         return {"database": state}
 
     app.include_router(health_router(check_ready))

@@ -7,7 +7,6 @@ import os
 import secrets
 import subprocess
 import sys
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -28,10 +27,6 @@ def random_email() -> str:
 
 def random_sku() -> str:
     return f"SKU-{secrets.token_hex(6).upper()}"
-
-
-def random_user_id() -> str:
-    return str(uuid.uuid4())
 
 
 @dataclass
