@@ -33,7 +33,8 @@ from shop_common.models import (
 )
 
 MAX_STOCK = 2_147_483_647
-_INTEGRAL_DIGITS = 18  # far above MAX_STOCK: larger values stay Decimal and are refused
+_INTEGRAL_DIGITS = 18  # far above MAX_STOCK: larger values are refused by their sign alone
+_BEYOND_ANY_FIELD = 10**_INTEGRAL_DIGITS
 PRICE_SCHEMA: dict[str, Any] = {
     "type": "number",
     "minimum": 0,
@@ -63,12 +64,13 @@ def _valid_unicode(value: str) -> str:
 
 def _integral(value: object) -> object:
     """A JSON number without a fraction is an integer however it is written (5.0, 5e0)."""
-    if (
-        isinstance(value, Decimal)
-        and value.is_finite()
-        and value.adjusted() < _INTEGRAL_DIGITS  # never compute with 1e999999999
-        and value == value.to_integral_value()
-    ):
+    if not isinstance(value, Decimal) or not value.is_finite():
+        return value
+    if value.adjusted() >= _INTEGRAL_DIGITS:
+        # Never compute with 1e999999999 or a 5,000-digit integer (loads_exact keeps those
+        # as Decimal): only the sign matters, and either way it is out of range (422).
+        return _BEYOND_ANY_FIELD if value > 0 else -_BEYOND_ANY_FIELD
+    if value == value.to_integral_value():
         return int(value)
     return value
 

@@ -3,12 +3,15 @@
 The guard runs before the app reads a body, so the statuses come in the contract's
 order (413, 415, 400, then 422 from validation). It parses once, numbers with a
 fraction becoming Decimal so prices never pass through a float, and JsonRoute hands
-that parse to FastAPI instead of letting it parse again with floats.
+that parse to FastAPI instead of letting it parse again with floats. loads_exact is the
+one JSON reader of request bodies: the gateway keys its per-email limits with it too
+(shop_common.emails.body_email), so both read the same document from the same bytes.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable, Coroutine
 from decimal import Decimal
 from typing import Any
@@ -37,9 +40,31 @@ def _exact_decimal(text: str) -> Decimal:
         return Decimal("NaN")
 
 
+def _exact_int(text: str) -> int | Decimal:
+    # int() refuses more digits than sys.get_int_max_str_digits() (4300 by default, a
+    # guard against its quadratic conversion), which would make a valid JSON integer
+    # "not valid JSON". Past the limit the integer stays an exact Decimal, which no
+    # integer field accepts and a price checks by its digits: 422, never 400.
+    limit = sys.get_int_max_str_digits()
+    if limit == 0 or len(text) <= limit:
+        return int(text)
+    return Decimal(text)
+
+
 def loads_exact(raw: bytes) -> Any:
-    """json.loads with Decimal for fractions and no NaN/Infinity."""
-    return json.loads(raw, parse_float=_exact_decimal, parse_constant=_reject_constant)
+    """A request body as the services read it: json.loads on the bytes.
+
+    The encoding is detected as json.loads does it: UTF-8 (with or without a BOM),
+    UTF-16 or UTF-32 (either byte order). Fractions become Decimal, integers int (or
+    Decimal beyond int()'s digit limit); NaN and Infinity are refused. ValueError (or
+    RecursionError, for very deep nesting) when the body is not JSON.
+    """
+    return json.loads(
+        raw,
+        parse_float=_exact_decimal,
+        parse_int=_exact_int,
+        parse_constant=_reject_constant,
+    )
 
 
 def is_json_content_type(value: bytes | None) -> bool:
