@@ -9,8 +9,8 @@ from auth_service.schemas import (
     RefreshTokenRequest,
     UserLogin,
     UserRegister,
-    canonical_email,
 )
+from shop_common.emails import canonical_email
 
 
 def register(**fields: Any) -> UserRegister:

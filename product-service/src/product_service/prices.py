@@ -90,7 +90,7 @@ def _scaled_to_cents(number: Decimal, rounding: Literal["exact", "ceiling", "flo
     shift = exponent + 2
     if shift >= 0:
         # Within the range, coefficient * 10**shift <= 10**11: at most 12 digits in all.
-        return _int_of(digits) * 10**shift
+        return _int_of(digits + (0,) * shift)
     # The digits split where the cents end: the whole cents before, the rest after. The
     # coefficient has no leading zeros and the number is at most 10**9, so the whole part
     # has at most 12 digits; the rest, however long (1.<4,400 zeros>), is only scanned
