@@ -72,9 +72,7 @@ def test_idna_and_unicode_spellings_normalise_as_registration_stores_them(
         pytest.param(b'{"email": "   "}', id="blank"),
         pytest.param(b'{"password": "x"}', id="no-email"),
         pytest.param(b'{"email": NaN}', id="nan"),
-        pytest.param(
-            json.dumps({"email": "a@" + "b" * MAX_EMAIL_LENGTH}).encode(), id="over-254"
-        ),
+        pytest.param(json.dumps({"email": "a@" + "b" * MAX_EMAIL_LENGTH}).encode(), id="over-254"),
     ],
 )
 def test_bodies_the_service_refuses_before_any_lookup_name_no_account(raw: bytes) -> None:

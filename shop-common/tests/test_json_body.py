@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
-from shop_common.json_body import loads_exact
+from shop_common.json_body import loads_exact, loads_numbers_as_bytes
 
 DOCUMENT = {"name": "Ada", "note": "naïve ✓"}
 
@@ -47,3 +49,55 @@ def test_integers_up_to_the_interpreters_digit_limit_stay_int() -> None:
 def test_what_is_not_json_is_a_value_error(text: str) -> None:
     with pytest.raises(ValueError):
         loads_exact(text.encode())
+
+
+def _strings_of(document: object) -> object:
+    """The document with every number replaced by a marker: what both readers share."""
+    if isinstance(document, dict):
+        return {key: _strings_of(value) for key, value in document.items()}
+    if isinstance(document, list):
+        return [_strings_of(value) for value in document]
+    if isinstance(document, bool | str) or document is None:
+        return document
+    assert isinstance(document, int | Decimal | bytes)  # a number, read either way
+    return "<number>"
+
+
+AGREEMENT = [
+    b'{"email": "a@example.com", "password": "x"}',
+    b'\xef\xbb\xbf{"email": "a@example.com"}',
+    '{"email": "ａ@example.com", "n": [1, 2.5, -0, 1e999999999]}'.encode("utf-16"),
+    '{"e": "x", "e": "y"}'.encode("utf-32-be"),
+    b'{"n": ' + b"7" * 5000 + b', "m": 1.' + b"0" * 5000 + b"}",
+    b'{"email": "\\ud800"}',
+    b'{"email": "a@example.com"} ',
+    b"[" * 100_000 + b"]" * 100_000,
+    b'{"email": NaN}',
+    b'{"email": Infinity}',
+    b'{"email": "a@example.com",}',
+    b'{"email": "a@example.com"} x',
+    b"\xff\xfe\x00",
+    b'{"email": "\xe9"}',
+    b"",
+]
+
+
+@pytest.mark.parametrize("raw", AGREEMENT)
+def test_the_string_reader_refuses_and_reads_exactly_what_loads_exact_does(raw: bytes) -> None:
+    def outcome(loader: Callable[[bytes], Any]) -> object:
+        try:
+            return _strings_of(loader(raw))
+        except (ValueError, RecursionError) as exc:
+            return type(exc)
+
+    assert outcome(loads_numbers_as_bytes) == outcome(loads_exact)
+
+
+def test_the_string_reader_leaves_numbers_as_the_bytes_of_their_text() -> None:
+    assert loads_numbers_as_bytes(b'[1, 2.50, 1e999999999, -0, "7"]') == [
+        b"1",
+        b"2.50",
+        b"1e999999999",
+        b"-0",
+        "7",
+    ]

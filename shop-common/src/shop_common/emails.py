@@ -13,7 +13,7 @@ from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 
-from shop_common.json_body import loads_exact
+from shop_common.json_body import loads_numbers_as_bytes
 
 MAX_EMAIL_LENGTH = 254
 
@@ -56,7 +56,7 @@ def body_email(raw: bytes) -> str | None:
     it; None when the service refuses such a body before it looks up any account (not
     JSON: 400; not an object or no string `email`, or an address too long: 422)."""
     try:
-        document: Any = loads_exact(raw)
+        document: Any = loads_numbers_as_bytes(raw)
     except (ValueError, RecursionError):
         return None
     email = document.get("email") if isinstance(document, dict) else None

@@ -5,7 +5,8 @@ order (413, 415, 400, then 422 from validation). It parses once, numbers with a
 fraction becoming Decimal so prices never pass through a float, and JsonRoute hands
 that parse to FastAPI instead of letting it parse again with floats. loads_exact is the
 one JSON reader of request bodies: the gateway keys its per-email limits with it too
-(shop_common.emails.body_email), so both read the same document from the same bytes.
+(shop_common.emails.body_email, numbers left unconverted), so both read the same document
+from the same bytes.
 """
 
 from __future__ import annotations
@@ -64,6 +65,21 @@ def loads_exact(raw: bytes) -> Any:
         parse_float=_exact_decimal,
         parse_int=_exact_int,
         parse_constant=_reject_constant,
+    )
+
+
+def loads_numbers_as_bytes(raw: bytes) -> Any:
+    """loads_exact's document with each number left unconverted, as the bytes of its
+    JSON text (never a str, so a number is never taken for a string).
+
+    The same decoding and grammar, so the same bodies are refused and every string is
+    the same (loads_exact never fails on a number: huge exponents become NaN, long
+    integers Decimal). For readers of strings only, such as the gateway's per-email key:
+    making Decimals costs ~0.5 µs a number, 0.15-0.25 s for a 1 MiB body of them, 4x
+    this reader's time.
+    """
+    return json.loads(
+        raw, parse_float=str.encode, parse_int=str.encode, parse_constant=_reject_constant
     )
 
 
