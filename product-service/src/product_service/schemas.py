@@ -57,8 +57,11 @@ def _length(low: int, high: int, unit: str = "characters") -> AfterValidator:
 def _valid_unicode(value: str) -> str:
     # Lone surrogates survive JSON decoding (from \ud800 escapes) but are not text: no
     # database takes them, so they are a validation error here rather than a 500 later.
-    if any("\ud800" <= ch <= "\udfff" for ch in value):
-        raise ValueError("must be valid Unicode text")
+    # The UTF-8 encoder finds them at C speed (a loop over a 1 MB name took ~50 ms).
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode text") from None
     return value
 
 
