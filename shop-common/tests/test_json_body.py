@@ -6,9 +6,10 @@ import json
 import sys
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
+from pydantic import Field, TypeAdapter, ValidationError
 
 from shop_common.json_body import loads_exact, loads_numbers_as_bytes
 
@@ -29,12 +30,18 @@ def test_every_json_encoding_reads_the_same_document(encoding: str) -> None:
         pytest.param("4301", 4301, id="small-int"),
         pytest.param("19.99", Decimal("19.99"), id="fraction-is-decimal"),
         pytest.param("1e2", Decimal("100"), id="exponent-is-decimal"),
-        pytest.param("7" * 4301, Decimal("7" * 4301), id="4301-digit-int"),
-        pytest.param("-" + "7" * 100_000, Decimal("-" + "7" * 100_000), id="100000-digit-int"),
+        pytest.param("7" * 4300, int("7" * 4300), id="4300-digit-int"),
         pytest.param("1." + "0" * 4400, Decimal(1), id="4400-decimals"),
+        pytest.param("1." + "0" * 4400 + "1", Decimal("1." + "0" * 4400 + "1"), id="4401-places"),
+        pytest.param("7" * 4301, Decimal("1E+4300"), id="4301-digit-int-saturates"),
+        pytest.param("-" + "7" * 100_000, Decimal("-1E+4300"), id="100000-digit-int-saturates"),
+        pytest.param("1e999999999", Decimal("1E+4300"), id="huge-exponent-saturates"),
+        pytest.param("-7.5e4300", Decimal("-1E+4300"), id="negative-huge-saturates"),
+        pytest.param("7.5e4299", Decimal("7.5e4299"), id="just-below-saturation"),
+        pytest.param("-0e999999999", Decimal("-0e999999999"), id="zero-never-saturates"),
     ],
 )
-def test_numbers_of_any_length_are_valid_json_and_exact(text: str, expected: object) -> None:
+def test_numbers_of_any_length_are_valid_json(text: str, expected: object) -> None:
     value = loads_exact(text.encode())
     assert value == expected
     assert type(value) is type(expected)
@@ -43,6 +50,18 @@ def test_numbers_of_any_length_are_valid_json_and_exact(text: str, expected: obj
 def test_integers_up_to_the_interpreters_digit_limit_stay_int() -> None:
     limit = sys.get_int_max_str_digits()
     assert loads_exact(b"9" * limit) == int("9" * limit)
+
+
+@pytest.mark.parametrize(
+    "text", ["7" * 4301, "-" + "7" * 300_000, "1e999999999", "1" + "0" * 5000 + ".5"]
+)
+def test_a_huge_number_is_out_of_range_for_a_lax_int_field(text: str) -> None:
+    # pydantic's lax int converts a Decimal whole (as_integer_ratio): a 300,000-digit
+    # integer took 11 s and 1e999999999 never ended before saturation.
+    field = TypeAdapter(Annotated[int, Field(ge=1, le=1000)])
+    with pytest.raises(ValidationError) as caught:
+        field.validate_python(loads_exact(text.encode()))
+    assert caught.value.errors()[0]["type"] in {"less_than_equal", "greater_than_equal"}
 
 
 @pytest.mark.parametrize("text", ["NaN", "Infinity", "-Infinity", "{", "[1,]", "\x00"])
