@@ -140,7 +140,15 @@ class Launch:
         auth_url = url.set(database=auth_db).render_as_string(hide_password=False)
         product_url = url.set(database=product_db).render_as_string(hide_password=False)
 
-        ports = {"GATEWAY_PORT": free_port(), "AUTH_PORT": free_port(), "PRODUCT_PORT": free_port()}
+        ports = {
+            name: free_port()
+            for name in (
+                "GATEWAY_PORT",
+                "AUTH_PORT",
+                "PRODUCT_PORT",
+                "NATS_PORT",
+            )  # NATS: run.py's own
+        }
         env = {key: value for key, value in os.environ.items() if key not in _INHERITED}
         env.update({key: str(port) for key, port in ports.items()})
         env.update(

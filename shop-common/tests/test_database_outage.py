@@ -28,6 +28,14 @@ class Lost(Exception):
     """Stands in for the driver's own error inside a DBAPIError."""
 
 
+class ServerSaid(Exception):
+    """The driver's error as SQLAlchemy's asyncpg adapter shapes it: a SQLSTATE on it."""
+
+    def __init__(self, message: str, sqlstate: str | None) -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
+
+
 def app_raising(error: Exception) -> FastAPI:
     app = FastAPI()
     install_problem_handlers(app)
@@ -51,6 +59,42 @@ def app_raising(error: Exception) -> FastAPI:
         pytest.param(SQLAlchemyTimeoutError("QueuePool limit"), 503, id="pool-timeout"),
         pytest.param(IntegrityError("INSERT", None, Lost()), 500, id="integrity-is-a-bug"),
         pytest.param(DBAPIError("SELECT 1", None, Lost()), 500, id="other-dbapi-error"),
+        pytest.param(
+            DBAPIError("SELECT 1", None, ServerSaid("the database system is starting up", "57P03")),
+            503,
+            id="starting-up",
+        ),
+        pytest.param(
+            DBAPIError("SELECT 1", None, ServerSaid("the database system is shutting down", None)),
+            503,
+            id="shutting-down-by-its-words",
+        ),
+        pytest.param(
+            DBAPIError("SELECT 1", None, ServerSaid("sorry, too many clients already", "53300")),
+            503,
+            id="too-many-clients",
+        ),
+        pytest.param(
+            DBAPIError("SELECT 1", None, ServerSaid("terminating connection", "57P01")),
+            503,
+            id="terminated-backend",
+        ),
+        pytest.param(
+            DBAPIError("UPDATE", None, ServerSaid("canceling statement", "57014")),
+            503,
+            id="statement-timeout",
+        ),
+        pytest.param(
+            DBAPIError("UPDATE", None, ServerSaid("canceling statement", "55P03")),
+            503,
+            id="lock-timeout",
+        ),
+        pytest.param(
+            DBAPIError("SELECT 1", None, ServerSaid("syntax error", "42601")), 500, id="a-bug"
+        ),
+        pytest.param(ConnectionRefusedError(111, "refused"), 503, id="connection-refused"),
+        pytest.param(ConnectionResetError(104, "reset"), 503, id="connection-reset"),
+        pytest.param(TimeoutError(), 503, id="connect-timeout"),
     ],
 )
 async def test_database_errors_answer_as_problems(error: Exception, status: int) -> None:
@@ -61,6 +105,20 @@ async def test_database_errors_answer_as_problems(error: Exception, status: int)
     assert response.headers["content-type"] == "application/problem+json"
     assert response.json()["status"] == status
     assert ("retry-after" in response.headers) == (status == 503)
+    # A 500 is followed by the server closing the connection: it says so beforehand.
+    assert (response.headers.get("connection") == "close") == (status == 500)
+
+
+async def test_a_500_names_the_request_id_the_request_came_with() -> None:
+    from shop_common.request_context import RequestContextMiddleware
+
+    app = app_raising(RuntimeError("a bug"))
+    app.add_middleware(RequestContextMiddleware)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://svc") as client:
+        response = await client.get("/", headers={"X-Request-ID": "req-500-test"})
+    assert response.status_code == 500
+    assert response.json()["request_id"] == "req-500-test"
 
 
 @pytest.fixture
@@ -128,5 +186,87 @@ async def test_pooled_connections_the_server_closed_are_replaced_on_checkout(
                 assert is_unavailable(exc)
                 outcomes.append(0)
         assert outcomes[-2:] == [1, 1]
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.postgres
+async def test_a_statement_past_the_statement_timeout_is_cancelled_and_unavailable(
+    postgres_url: str,
+) -> None:
+    engine = create_engine(postgres_url, statement_timeout=0.2)
+    try:
+        with pytest.raises(DBAPIError) as caught:
+            async with engine.connect() as connection:
+                await connection.execute(text("SELECT pg_sleep(5)"))
+        assert is_unavailable(caught.value)
+        assert await select_one(engine) == 1
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.postgres
+async def test_a_write_behind_a_lock_times_out_and_is_never_applied(postgres_url: str) -> None:
+    holder = create_engine(postgres_url, statement_timeout=0, lock_timeout=0)
+    engine = create_engine(postgres_url, lock_timeout=0.2)
+    try:
+        async with holder.begin() as setup:
+            await setup.execute(text("CREATE TABLE item (name text)"))
+        async with holder.connect() as locker:
+            await locker.execute(text("BEGIN"))
+            await locker.execute(text("LOCK TABLE item IN ACCESS EXCLUSIVE MODE"))
+            with pytest.raises(DBAPIError) as caught:
+                async with engine.begin() as connection:
+                    await connection.execute(text("INSERT INTO item VALUES ('late')"))
+            await locker.execute(text("COMMIT"))
+        assert is_unavailable(caught.value)
+        async with engine.connect() as connection:
+            count = await connection.scalar(text("SELECT count(*) FROM item"))
+        assert count == 0
+    finally:
+        await engine.dispose()
+        await holder.dispose()
+
+
+async def test_a_refused_connection_is_unavailable() -> None:
+    engine = create_engine("postgresql+asyncpg://postgres@127.0.0.1:9/none")
+    try:
+        with pytest.raises(Exception) as caught:  # noqa: B017 - the driver picks the type
+            await select_one(engine)
+        assert is_unavailable(caught.value)
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.postgres
+async def test_readiness_answers_while_every_pooled_connection_is_busy(postgres_url: str) -> None:
+    from pathlib import Path
+
+    from shop_common.database import schema_state
+
+    engine = create_engine(postgres_url, pool_size=1, pool_timeout=0.2)
+    try:
+        async with engine.connect() as busy:
+            await busy.execute(text("SELECT 1"))
+            # The request pool is exhausted; the probe's own connection still answers.
+            state = await schema_state(engine, Path("/nonexistent"), "no_version_table")
+        assert state == "migration_pending"  # the database answered: no version table
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.postgres
+async def test_pgbouncer_mode_runs_statements_with_no_prepared_statement_cache(
+    postgres_url: str,
+) -> None:
+    engine = create_engine(postgres_url, pgbouncer=True)
+    try:
+        for _ in range(3):  # the same statement again: no cached prepared statement reused
+            assert await select_one(engine) == 1
+        async with engine.connect() as connection:
+            raw = await connection.get_raw_connection()
+            driver = raw.driver_connection
+            assert driver is not None
+            assert driver._stmt_cache.get_max_size() == 0
     finally:
         await engine.dispose()

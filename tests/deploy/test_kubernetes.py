@@ -306,7 +306,11 @@ def test_settings_come_from_a_config_map_of_known_settings(
     rendered: Rendered, overlay: str
 ) -> None:
     documents = rendered[overlay]
-    maps = list(of_kind(documents, "ConfigMap").values())
+    maps = [
+        m
+        for m in of_kind(documents, "ConfigMap").values()
+        if m["metadata"]["name"].startswith("shop-settings")
+    ]
     assert len(maps) == 1
     settings = maps[0]
     assert set(settings["data"]) <= settings_names()
@@ -329,6 +333,7 @@ def test_the_base_settings_are_the_env_example_defaults_plus_the_service_urls() 
         "AUTH_SERVICE_URL",
         "PRODUCT_SERVICE_URL",
         "SIGNING_KEY_ACTIVATION_SECONDS",  # a Secret update takes ~1 min to reach every pod
+        "DATABASE_POOL_SIZE",  # many pods share one PostgreSQL: the connection budget
     }
 
 
@@ -358,3 +363,62 @@ def test_the_monitoring_component_renders_on_top_of_an_overlay(tmp_path: Path) -
     assert rule["from"] == [
         {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
     ]
+
+
+def database_pods(documents: list[dict[str, Any]]) -> dict[str, int]:
+    """Deployment -> how many of its pods can run at once: its replicas or its
+    autoscaler's maximum, plus the rolling update's surge; only those with a database."""
+    scalers = {
+        doc["spec"]["scaleTargetRef"]["name"]: doc["spec"]["maxReplicas"]
+        for doc in of_kind(documents, "HorizontalPodAutoscaler").values()
+    }
+    pods = {}
+    for name, deployment in of_kind(documents, "Deployment").items():
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        if not any(item["name"].endswith("_DATABASE_URL") for item in container.get("env", [])):
+            continue
+        replicas = scalers.get(name, deployment["spec"].get("replicas", 1))
+        surge = deployment["spec"]["strategy"]["rollingUpdate"]["maxSurge"]
+        assert isinstance(surge, int), f"{name}: a percentage surge is not counted here"
+        pods[name] = replicas + surge
+    return pods
+
+
+@pytest.mark.parametrize("overlay", OVERLAY_PARAMS)
+def test_every_database_connection_that_can_exist_fits_in_max_connections(
+    rendered: Rendered, overlay: str
+) -> None:
+    documents = rendered[overlay]
+    maps = of_kind(documents, "ConfigMap").values()
+    (budget,) = [m["data"] for m in maps if m["metadata"]["name"].startswith("database-budget")]
+    (settings,) = [m["data"] for m in maps if m["metadata"]["name"].startswith("shop-settings")]
+    pool = int(settings.get("DATABASE_POOL_SIZE", "16"))
+    pods = database_pods(documents)
+    assert set(pods) == {"auth-service", "product-service"}
+    # Each pod: its request pool and the one connection its /ready probe keeps.
+    serving = sum(count * (pool + 1) for count in pods.values())
+    migrating = len(of_kind(documents, "Job"))  # one connection each, before serving
+    needed = serving + migrating + int(budget["superuser_reserved_connections"])
+    assert needed <= int(budget["max_connections"]), (
+        f"{overlay}: {pods} x ({pool} + 1) + {migrating} jobs + reserved = {needed}"
+    )
+
+
+def test_the_budget_counts_an_autoscaler_maximum_and_the_surge() -> None:
+    documents = [
+        {
+            "kind": "Deployment",
+            "metadata": {"name": "product-service"},
+            "spec": {
+                "replicas": 2,
+                "strategy": {"rollingUpdate": {"maxSurge": 1}},
+                "template": {"spec": {"containers": [{"env": [{"name": "X_DATABASE_URL"}]}]}},
+            },
+        },
+        {
+            "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "product-service"},
+            "spec": {"scaleTargetRef": {"name": "product-service"}, "maxReplicas": 10},
+        },
+    ]
+    assert database_pods(documents) == {"product-service": 11}

@@ -34,6 +34,7 @@ class System:
     gateway: str
     auth: str
     product: str
+    nats: str
     output: list[str] = field(default_factory=list)
     reader: threading.Thread | None = None
 
@@ -49,7 +50,10 @@ class System:
 
 
 def start_system(data_dir: Path, **extra_env: str) -> System:
-    ports = {name: free_port() for name in ("GATEWAY_PORT", "AUTH_PORT", "PRODUCT_PORT")}
+    # NATS_PORT: the launcher's own NATS (when NATS_URL is not given) on a spare port too.
+    ports = {
+        name: free_port() for name in ("GATEWAY_PORT", "AUTH_PORT", "PRODUCT_PORT", "NATS_PORT")
+    }
     env = {
         **os.environ,
         **{name: str(port) for name, port in ports.items()},
@@ -75,6 +79,7 @@ def start_system(data_dir: Path, **extra_env: str) -> System:
         gateway=f"http://127.0.0.1:{ports['GATEWAY_PORT']}",
         auth=f"http://127.0.0.1:{ports['AUTH_PORT']}",
         product=f"http://127.0.0.1:{ports['PRODUCT_PORT']}",
+        nats=extra_env.get("NATS_URL") or f"nats://127.0.0.1:{ports['NATS_PORT']}",
     )
 
     def collect() -> None:

@@ -14,15 +14,17 @@ from types import ModuleType
 
 import anyio
 import httpx
+import nats
 import pytest
 
 from auth_service.config import Settings as AuthSettings
 from auth_service.db import MIGRATIONS_DIR as AUTH_MIGRATIONS
 from auth_service.db import VERSION_TABLE as AUTH_VERSION_TABLE
-from auth_service.db import upgrade_database
+from auth_service.db import migrate_database
 from product_service.config import Settings as ProductSettings
-from product_service.db import MIGRATIONS_PATH as PRODUCT_MIGRATIONS
+from product_service.db import MIGRATIONS_DIR as PRODUCT_MIGRATIONS
 from product_service.db import VERSION_TABLE as PRODUCT_VERSION_TABLE
+from shop_common.events.testing import nats_test_url
 from shop_common.testing import sqlite_url
 from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, ROOT, System, start_system, stop_system
 
@@ -58,10 +60,10 @@ def wait_gone(pids: set[int], timeout: float = 20) -> set[int]:
 @pytest.mark.parametrize(
     "signum", [pytest.param(signal.SIGTERM, id="sigterm"), pytest.param(signal.SIGINT, id="sigint")]
 )
-def test_a_signal_to_the_launcher_stops_all_three_processes(tmp_path: Path, signum: int) -> None:
+def test_a_signal_to_the_launcher_stops_all_its_processes(tmp_path: Path, signum: int) -> None:
     system = start_system(tmp_path)
     services = children_of(system.process.pid)
-    assert len(services) == 3
+    assert len(services) == 4  # gateway, two services, NATS
     assert stop_system(system, signum) == 0
     assert wait_gone(services) == set()
 
@@ -104,7 +106,7 @@ def test_make_run_stops_when_make_itself_is_terminated(tmp_path: Path) -> None:
     }
     from tests.e2e.conftest import free_port
 
-    for name in ("GATEWAY_PORT", "AUTH_PORT", "PRODUCT_PORT"):
+    for name in ("GATEWAY_PORT", "AUTH_PORT", "PRODUCT_PORT", "NATS_PORT"):
         env[name] = str(free_port())
     make = subprocess.Popen(
         ["make", "--no-print-directory", "run"],
@@ -188,7 +190,7 @@ def test_a_second_start_skips_migrating_but_a_database_behind_is_migrated(tmp_pa
     assert skipped(second) == {"auth-service", "product-service"}
 
     # auth's schema taken back to nothing: the next start must migrate it again.
-    anyio.run(partial(upgrade_database, sqlite_url(tmp_path, "auth.db"), "base", downgrade=True))
+    anyio.run(partial(migrate_database, sqlite_url(tmp_path, "auth.db"), "base", downgrade=True))
     third = start_system(tmp_path)
     try:
         assert skipped(third) == {"product-service"}
@@ -199,3 +201,58 @@ def test_a_second_start_skips_migrating_but_a_database_behind_is_migrated(tmp_pa
         assert login.status_code == 200  # migrated, and the ADMIN created again
     finally:
         stop_system(third)
+
+
+def command_line(pid: int) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+
+
+def environment(pid: int) -> dict[str, str]:
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(item.decode().split("=", 1) for item in raw if b"=" in item)
+
+
+async def jetstream_messages(url: str, stream: str, publish: bool) -> int:
+    client = await nats.connect(url, connect_timeout=5, max_reconnect_attempts=10)
+    try:
+        js = client.jetstream()
+        if publish:
+            await js.add_stream(name=stream, subjects=[f"{stream.lower()}.>"])
+            await js.publish(f"{stream.lower()}.kept", b"{}")
+        info = await js.stream_info(stream)
+        return info.state.messages
+    finally:
+        await client.close()
+
+
+def test_the_launcher_runs_nats_with_jetstream_under_data_dir_and_stops_it(tmp_path: Path) -> None:
+    first = start_system(tmp_path)
+    try:
+        children = children_of(first.process.pid)
+        servers = {pid for pid in children if "nats-server" in command_line(pid)}
+        assert len(servers) == 1
+        for pid in children - servers:  # every service was told where NATS is
+            assert environment(pid)["NATS_URL"] == first.nats
+        assert anyio.run(jetstream_messages, first.nats, "KEPT", True) == 1
+    finally:
+        stop_system(first)
+    assert wait_gone(servers) == set()
+    assert (tmp_path / "nats" / "jetstream").is_dir()
+
+    second = start_system(tmp_path)  # the stream was stored under DATA_DIR
+    try:
+        assert anyio.run(jetstream_messages, second.nats, "KEPT", False) == 1
+    finally:
+        stop_system(second)
+
+
+def test_with_nats_url_set_the_launcher_starts_no_nats(tmp_path: Path) -> None:
+    url = nats_test_url()
+    system = start_system(tmp_path, NATS_URL=url)
+    try:
+        children = children_of(system.process.pid)
+        assert len(children) == 3
+        assert not any("nats-server" in command_line(pid) for pid in children)
+        assert {environment(pid)["NATS_URL"] for pid in children} == {url}
+    finally:
+        stop_system(system)

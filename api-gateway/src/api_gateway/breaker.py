@@ -2,14 +2,22 @@
 
 An instance is skipped while its breaker is open or its /ready probe failed
 (docs/decisions/gateway-balancing.md). A refused connection opens the breaker at once
-(the process is gone); timeouts and broken exchanges open it after FAILURE_THRESHOLD in
-a row. Once the cool-down has passed the instance is tried again ("half-open"): one
-success closes the breaker, one failure opens it again for twice as long (capped).
+(the process is gone), and so does a stall (a request got no answer within
+STALL_SECONDS while the instance answered nothing else: frozen, not slow); timeouts and
+broken exchanges open it after FAILURE_THRESHOLD in a row. A timeout on an instance that
+answered other requests meanwhile is one slow route, not a failing instance, and does
+not count: a slow search must not cost every other route of the service. Once the
+cool-down has passed the instance is tried again ("half-open"): one success closes the
+breaker, one failure opens it again for twice as long (capped).
 """
 
 from __future__ import annotations
 
 import time
+
+# An idempotent request with no answer this long, from an instance that answered nothing
+# else meanwhile, is given up on that instance and sent to another (upstream.py).
+STALL_SECONDS = 1.0
 
 FAILURE_THRESHOLD = 3
 COOL_DOWN_SECONDS = 1.0
@@ -17,11 +25,12 @@ MAX_COOL_DOWN_SECONDS = 10.0
 
 
 class InstanceHealth:
-    __slots__ = ("_failures", "_open_until", "_opened", "not_ready", "outstanding")
+    __slots__ = ("_failures", "_open_until", "_opened", "last_answer", "not_ready", "outstanding")
 
     def __init__(self) -> None:
         self.outstanding = 0  # requests sent and not yet released
         self.not_ready = False  # the last /ready probe failed
+        self.last_answer = 0.0  # time.monotonic() of the last response head
         self._failures = 0
         self._opened = 0  # consecutive openings: each doubles the cool-down
         self._open_until = 0.0
@@ -35,7 +44,12 @@ class InstanceHealth:
     def usable(self) -> bool:
         return not self.not_ready and not self.open
 
+    def answered_since(self, moment: float) -> bool:
+        """The instance answered some request after `moment`: it is alive."""
+        return self.last_answer > moment
+
     def succeeded(self) -> None:
+        self.last_answer = time.monotonic()
         self._failures = 0
         self._opened = 0
         self._open_until = 0.0
@@ -53,8 +67,3 @@ class InstanceHealth:
         self.not_ready = state != "ok"
         if state == "ok":
             self.succeeded()
-
-    def describe(self) -> str:
-        if self.open:
-            return "open"
-        return "not_ready" if self.not_ready else "ok"

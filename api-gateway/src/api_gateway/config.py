@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from pydantic import BeforeValidator, Field, field_validator
 from pydantic_settings import NoDecode
 
+from api_gateway.bulkhead import DEFAULT_SEARCH_CONCURRENCY
 from api_gateway.ratelimit import Rate, parse_optional_rate, parse_rate
 from shop_common.settings import ServiceSettings
 
@@ -70,6 +71,23 @@ class Settings(ServiceSettings):
     # How often every instance's /ready is probed, so the balancer skips the ones that
     # are down or draining (under the services' 3 s drain, with room for one miss).
     upstream_probe_seconds: float = Field(default=1.0, gt=0, le=60)
+    # Product searches (`q`) this gateway lets run at once; past it 503 at once, so a
+    # search flood cannot take the product-service's database from its other routes.
+    search_concurrency: int = Field(default=DEFAULT_SEARCH_CONCURRENCY, ge=1, le=10000)
+
+    # Limits at the edge (README "Security"; docs/decisions/gateway-edge-server.md).
+    # Request line and header fields together, and how many fields: past either, 431.
+    max_header_bytes: int = Field(default=32 * 1024, ge=1024, le=1024 * 1024)
+    max_header_fields: int = Field(default=100, ge=10, le=10_000)
+    # A head must be complete this long after the connection opened (or the previous
+    # response); a body this long after its head; an idle connection closes after
+    # keepalive_timeout_seconds (the header timeout bounds it too).
+    header_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    body_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    keepalive_timeout_seconds: float = Field(default=5.0, gt=0, le=75)
+    # Client connections at once (further capped by the descriptor limit): past it the
+    # oldest idle connection is closed for a newcomer, or the newcomer gets 503.
+    max_connections: int = Field(default=10_000, ge=1, le=1_000_000)
 
     cors_origins: CommaList = ()
     trusted_proxies: CommaList = ()

@@ -32,6 +32,11 @@ class UpstreamTimedOut(UpstreamError):
     pass
 
 
+class UpstreamStalled(UpstreamTimedOut):
+    """No answer within the stall time from an instance that answered nothing else
+    meanwhile (frozen: a long pause, a stopped process): given up early."""
+
+
 class UpstreamBroken(UpstreamError):
     """The connection dropped or the upstream spoke something that is not HTTP/1.1."""
 

@@ -7,7 +7,9 @@ GatewayProblem (shop_common Problem)
     InvalidToken           401 a token was given and is not acceptable (error="invalid_token")
   RoleForbidden            403 authenticated, but the route needs another role
   TooManyRequests          429 the client address's limit is reached, with Retry-After
-  BodyTooLarge             413 over max_body_bytes (Content-Length, or counted while streaming)
+  MalformedRequest         400 a body that cannot be parsed (the head was fine)
+  RequestTimeout           408 the body did not arrive within BODY_TIMEOUT_SECONDS
+  BodyTooLarge             413 over max_body_bytes (Content-Length, or counted while reading)
   BadGateway               502 the upstream answered with something that is not HTTP, or dropped
   UpstreamUnavailable      503 no instance of the upstream accepts connections
     KeysUnavailable        503 the auth-service's keys are unknown, so no token can be checked
@@ -74,6 +76,21 @@ class TooManyRequests(GatewayProblem):
             "Too many requests from this address; try again later.",
             headers={"Retry-After": str(retry_after)},
         )
+
+
+class MalformedRequest(GatewayProblem):
+    status = 400
+
+    def __init__(self, detail: str = "The request body could not be read.") -> None:
+        super().__init__(detail)
+
+
+class RequestTimeout(GatewayProblem):
+    status = 408
+    headers: Mapping[str, str] | None = {"Connection": "close"}
+
+    def __init__(self) -> None:
+        super().__init__("The request body did not arrive in time.")
 
 
 class BodyTooLarge(GatewayProblem):

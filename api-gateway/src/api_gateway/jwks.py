@@ -245,9 +245,6 @@ class TokenVerifier:
                 del self._verified[stale]  # expired first, else the oldest tenth
         self._verified[token] = identity
 
-    def forget(self) -> None:
-        self._verified.clear()
-
     def _forget_keys(self, kids: set[str]) -> None:
         """Tokens signed with a key that left the JWKS are checked again (and refused)."""
         for token in [t for t, i in self._verified.items() if i.key_id in kids]:

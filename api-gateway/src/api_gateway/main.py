@@ -19,6 +19,7 @@ from urllib.parse import quote
 from starlette.types import Receive, Scope, Send
 
 from api_gateway.api_docs import ApiDocs
+from api_gateway.bulkhead import Bulkheads
 from api_gateway.config import Settings
 from api_gateway.connection import UpstreamError
 from api_gateway.cors import CorsPolicy
@@ -122,6 +123,7 @@ class Gateway:
             self.metrics,
             timeout=settings.upstream_timeout,
             max_body=settings.max_body_bytes,
+            revoked=self.revoked,
             tracing=self.tracing,
         )
         self._router = Router(
@@ -136,6 +138,7 @@ class Gateway:
             tracing=self.tracing,
             throttling=Throttling(self.limiter, settings),
             own_routes=self.docs.routes(),
+            bulkheads=Bulkheads(search_limit=settings.search_concurrency),
         )
         self._background(self.keys.keep_fresh(), "jwks-refresh")
         self._background(self.revocations.run(), "revocation-feed")

@@ -11,7 +11,10 @@ over the instances of a service.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import select
 import ssl
+import time
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
@@ -21,12 +24,14 @@ from api_gateway.connection import (
     Connection,
     UpstreamBroken,
     UpstreamError,
+    UpstreamStalled,
     UpstreamTimedOut,
 )
 
 # Below uvicorn's 5 s keep-alive, so an upstream never closes a connection as we reuse it.
 IDLE_SECONDS = 2.0
 MAX_IDLE = 128
+STALL_STEP = 0.25  # how often a waiting GET checks whether its instance froze
 IDEMPOTENT = frozenset({b"GET", b"PUT", b"DELETE", b"OPTIONS"})
 Body = bytes | AsyncIterator[bytes] | None
 
@@ -105,22 +110,33 @@ class ConnectionPool:
         *,
         timeout: float,
         body_length: int | None = None,
+        stall_after: float | None = None,
     ) -> UpstreamResponse:
         """Send one request; returns once the response head is in (within `timeout`).
 
         A reused connection that turns out to be closed is retried once on a new one,
-        for idempotent methods with a replayable body.
+        for idempotent methods with a replayable body. With `stall_after`, UpstreamStalled
+        once that long passed with no answer while the instance answered nothing else.
         """
         if method == b"HEAD":
             raise ValueError("the upstream client does not send HEAD; forward it as GET")
         health = self.health
         health.outstanding += 1
+        sent_at = time.monotonic()
         try:
-            response = await self._request(method, target, headers, body, timeout, body_length)
-        except ConnectFailed:
+            response = await self._request(
+                method, target, headers, body, timeout, body_length, stall_after
+            )
+        except (ConnectFailed, UpstreamStalled) as exc:
             health.outstanding -= 1
-            health.failed(refused=True)
-            self.close()  # its idle connections are as dead as the process behind them
+            health.failed(refused=True)  # gone or frozen: skip it from now on
+            if isinstance(exc, ConnectFailed):
+                self.close()  # its idle connections are as dead as the process behind them
+            raise
+        except UpstreamTimedOut:
+            health.outstanding -= 1
+            if not health.answered_since(sent_at):
+                health.failed()  # else one slow route: the instance itself is answering
             raise
         except UpstreamError:
             health.outstanding -= 1
@@ -140,19 +156,20 @@ class ConnectionPool:
         body: Body,
         timeout: float,
         body_length: int | None,
+        stall_after: float | None,
     ) -> UpstreamResponse:
         chunked = body is not None and not isinstance(body, bytes) and body_length is None
         head = self._head(method, target, headers, body, body_length, chunked=chunked)
         conn = self._take_idle()
         if conn is not None:
             try:
-                return await self._exchange(conn, head, body, timeout, chunked=chunked)
+                return await self._exchange(conn, head, body, timeout, stall_after, chunked)
             except UpstreamBroken as exc:
                 replayable = body is None or isinstance(body, bytes)
                 if not (exc.before_response and replayable and method in IDEMPOTENT):
                     raise
         conn = await self._connect(timeout)
-        return await self._exchange(conn, head, body, timeout, chunked=chunked)
+        return await self._exchange(conn, head, body, timeout, stall_after, chunked)
 
     def _head(
         self,
@@ -179,7 +196,13 @@ class ConnectionPool:
         return b"".join(parts)
 
     async def _exchange(
-        self, conn: Connection, head: bytes, body: Body, timeout: float, *, chunked: bool
+        self,
+        conn: Connection,
+        head: bytes,
+        body: Body,
+        timeout: float,
+        stall_after: float | None,
+        chunked: bool,
     ) -> UpstreamResponse:
         transport = conn.transport
         assert transport is not None
@@ -192,12 +215,34 @@ class ConnectionPool:
                 if body is not None:
                     await self._stream_body(conn, body, chunked=chunked, timeout=timeout)
             if not conn.head.done():
-                await conn.wait(timeout, for_head=True)
+                if stall_after is None or stall_after >= timeout:
+                    await conn.wait(timeout, for_head=True)
+                else:
+                    await self._wait_unless_stalled(conn, timeout, stall_after)
             conn.head.result()  # raises the failure that ended the wait, if any
         except BaseException:
             conn.close()
             raise
         return UpstreamResponse(conn, self)
+
+    async def _wait_unless_stalled(
+        self, conn: Connection, timeout: float, stall_after: float
+    ) -> None:
+        """Wait for the head; give up with UpstreamStalled once it is `stall_after` late
+        and the instance answered nothing (no request, no /ready probe: they come every
+        second) for 1.5 times that: the outstanding request's age says it is frozen."""
+        sent_at = time.monotonic()
+        deadline = sent_at + timeout
+        quiet = stall_after * 1.5
+        while not conn.head.done():
+            now = time.monotonic()
+            if now >= deadline:
+                raise UpstreamTimedOut("no answer in time")
+            silent_for = now - max(self.health.last_answer, sent_at)
+            if now - sent_at >= stall_after and silent_for >= quiet:
+                raise UpstreamStalled(f"{self.url} answered nothing for {silent_for:.1f} s")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(conn.head), min(STALL_STEP, deadline - now))
 
     @staticmethod
     async def _stream_body(
@@ -236,7 +281,7 @@ class ConnectionPool:
         now = asyncio.get_running_loop().time()
         while self._idle:
             conn = self._idle.pop()
-            if not conn.closed and now - conn.idle_since < IDLE_SECONDS:
+            if not conn.closed and now - conn.idle_since < IDLE_SECONDS and not _dropped(conn):
                 return conn
             conn.close()
         return None
@@ -260,3 +305,18 @@ class ConnectionPool:
     def close(self) -> None:
         while self._idle:
             self._idle.pop().close()
+
+
+def _dropped(conn: Connection) -> bool:
+    """An idle connection with something to read was closed by the upstream (or is out of
+    step): urllib3's and aiohttp's check before reuse. The event loop may not have read
+    that end yet (the upstream closed right after its answer, as a server does after a
+    500), and a write sent on it would fail with no way to know whether it was applied.
+    One poll(2) with no wait; poll, not select, as descriptors may be past FD_SETSIZE."""
+    transport = conn.transport
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None:
+        return False
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLIN)
+    return bool(poller.poll(0))

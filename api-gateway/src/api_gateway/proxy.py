@@ -1,34 +1,42 @@
-"""Forwarding one request: body limits, the headers services trust, streaming both ways.
+"""Forwarding one request: body limits, the headers services trust, the response streamed.
 
-The request body is read whole when small (one write upstream) and streamed otherwise;
-past max_body_bytes it is cut with 413 while no response has started. The response is
-streamed back as it arrives. Upstream failures become 503 (refused), 504 (no answer
-within UPSTREAM_TIMEOUT) or 502 (anything else), never a hang.
+The request body is read whole (at most max_body_bytes, else 413) before anything goes
+upstream, so a client dribbling its body never holds a service's connection, and the
+session is checked again once it is in: a session revoked (or a token expired) while the
+body arrived is refused, not applied. The response is streamed back as it arrives.
+Upstream failures become 503 (refused), 504 (no answer within UPSTREAM_TIMEOUT) or 502
+(anything else), never a hang.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Container, Mapping
 from enum import Enum
 from typing import TYPE_CHECKING
 
 from starlette.types import Receive, Scope
 
 from api_gateway.connection import ConnectFailed, UpstreamBroken, UpstreamTimedOut
-from api_gateway.exceptions import BadGateway, BodyTooLarge, UpstreamTimeout, UpstreamUnavailable
+from api_gateway.exceptions import (
+    BadGateway,
+    BodyTooLarge,
+    InvalidToken,
+    MalformedRequest,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
 from api_gateway.headers import ClientAddress, RequestHeaders
 from api_gateway.jwks import Identity
 from api_gateway.metrics import RequestMetrics
 from api_gateway.policy import Service
 from api_gateway.responses import SECURITY_HEADER_NAMES, Exchange
-from api_gateway.upstream import Body, Upstream
+from api_gateway.upstream import Upstream
 from shop_common.credential import CREDENTIAL_HEADER, Caller, CredentialSigner, RequestBinding
 
 if TYPE_CHECKING:
     from shop_common.tracing import Tracing
 
-BUFFERED_BODY_LIMIT = 64 * 1024  # bodies up to this size go upstream in one write
 _CREDENTIAL = CREDENTIAL_HEADER.encode()
 # Hop-by-hop, or set by our own server (date, server), or ours to set (request id, CORS,
 # security headers).
@@ -53,7 +61,7 @@ class ClientDisconnected(Exception):
 
 
 class Unread(Enum):
-    BODY = "unread"  # forward reads (and streams) the body itself
+    BODY = "unread"  # forward reads the body itself
 
 
 class Proxy:
@@ -65,8 +73,10 @@ class Proxy:
         *,
         timeout: float,
         max_body: int,
+        revoked: Container[str] = frozenset(),
         tracing: Tracing | None = None,
     ) -> None:
+        self._revoked = revoked
         self._tracing = tracing
         self._upstreams = upstreams
         self._signer = signer
@@ -91,11 +101,9 @@ class Proxy:
     ) -> None:
         """Forward the request and relay the response; `on_status` learns the upstream's
         status before the client does (so a client's next request sees its effect)."""
-        body_length = None
-        if body is Unread.BODY:
-            sent, body_length = await self._request_body(receive, headers)
-        else:
-            sent = body
+        sent = await self.read_whole_body(receive, headers) if body is Unread.BODY else body
+        if identity is not None:
+            self._check_still_valid(identity)
         out = headers.forward
         proto = headers.forwarded_proto
         if proto is None or not client.via_trusted_proxy:
@@ -122,9 +130,7 @@ class Proxy:
         upstream = self._upstreams[service]
         sent_at = time.perf_counter()
         try:
-            response = await upstream.request(
-                method, target, out, sent, timeout=self._timeout, body_length=body_length
-            )
+            response = await upstream.request(method, target, out, sent, timeout=self._timeout)
         except ConnectFailed as exc:
             self._metrics.upstream_error(service, "connect")
             raise UpstreamUnavailable() from exc
@@ -173,13 +179,26 @@ class Proxy:
         token = self._signer.mint(audience=service.value, caller=caller, request=binding)
         return token.encode("ascii")
 
+    def _check_still_valid(self, identity: Identity) -> None:
+        """The token was checked when the head arrived; the body may have taken seconds."""
+        if identity.session_id in self._revoked:
+            raise InvalidToken("session revoked while the body arrived")
+        if identity.expires_at <= time.time():
+            raise InvalidToken("expired while the body arrived")
+
     async def read_whole_body(self, receive: Receive, headers: RequestHeaders) -> bytes | None:
-        """The whole body (login, register: the gateway reads their email), ≤ max_body."""
+        """The whole body, at most max_body bytes; None when there is none."""
         declared = headers.content_length
         if declared is not None:
-            if not declared.isdigit() or int(declared) > self._max_body:
+            # 1*DIGIT after the parser's checks; the whitespace around a field value is
+            # not part of it (RFC 9110 5.5).
+            digits = declared.strip(b" \t")
+            if not digits.isdigit():
+                raise MalformedRequest("Content-Length is not a number.")
+            length = int(digits)
+            if length > self._max_body:
                 raise BodyTooLarge()
-            if int(declared) == 0:
+            if length == 0:
                 return None
         elif headers.transfer_encoding is None:
             return None
@@ -195,24 +214,6 @@ class Proxy:
             if lower not in RESPONSE_DROPPED and not lower.startswith(RESPONSE_DROPPED_PREFIXES):
                 headers.append((lower, value))
         await exchange.start(status, headers)
-
-    async def _request_body(
-        self, receive: Receive, headers: RequestHeaders
-    ) -> tuple[Body, int | None]:
-        """(body, its length when known): None, bytes, or a stream of parts."""
-        declared = headers.content_length
-        if declared is not None:
-            length = int(declared) if declared.isdigit() else self._max_body + 1
-            if length > self._max_body:
-                raise BodyTooLarge()
-            if length == 0:
-                return None, None
-            if length <= BUFFERED_BODY_LIMIT:
-                return await self._read_all(receive), None
-            return self._stream(receive), length
-        if headers.transfer_encoding is not None:
-            return self._stream(receive), None
-        return None, None
 
     async def _read_all(self, receive: Receive) -> bytes:
         parts = [chunk async for chunk in self._stream(receive)]

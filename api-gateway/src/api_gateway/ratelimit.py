@@ -1,6 +1,6 @@
 """The contract's rate-limit notation, `N per [K] second|minute|hour|day`, parsed once.
 
-Limiting itself arrives with the security issue; parsing at startup means a typo in a
+Limiting itself is `limiter.py`; parsing at startup means a typo in a
 setting stops the gateway with a clear message instead of being ignored.
 """
 

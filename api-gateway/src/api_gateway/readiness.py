@@ -1,11 +1,14 @@
-"""GET /ready: is at least one instance of every upstream ready? Cached, so it stays cheap.
+"""GET /ready: can this gateway serve? The state of each upstream, instance and Redis.
 
-Each instance's own /ready is probed (no credential needed there); a service is "ok"
-when all its instances answer 200, "degraded" when some do, "unavailable" when none.
-"auth-keys" is "ok" once the auth-service JWKS was loaded: before that no token can be
-checked, so the gateway is not ready (a probe round that finds no keys fetches them).
-With REDIS_URL, "redis" is "ok" or "degraded" (limits in-process, revocations from
-auth-service): the gateway still works, so a Redis outage never makes it unready. Until
+The gateway's readiness is its own: it is ready once the auth-service JWKS was loaded
+(before that no token can be checked; a probe round that finds no keys fetches them).
+An upstream with no ready instance does not make it unready: that service's routes
+answer 503 at once while the others keep working (on Kubernetes every gateway pod would
+otherwise leave the Service together). Each instance's own /ready is probed (no
+credential needed there); a service is "ok" when all its instances answer 200,
+"degraded" when some do, "unavailable" when none. With REDIS_URL, "redis" is "ok" or
+"degraded" (limits in-process, revocations from auth-service). /ready answers from the
+last probe round, waiting at most FRESH_WAIT_SECONDS for a newer one. Until
 everything was ready once, the poller probes every STARTUP_PROBE_SECONDS, so a system
 that is starting is seen ready as soon as it is.
 """
@@ -27,6 +30,9 @@ if TYPE_CHECKING:
     from api_gateway.redis_link import RedisLink
 
 PROBE_TIMEOUT_CAP = 2.0
+# /ready waits this long at most for a fresh round, then answers from the last one: a
+# probe round stuck behind a frozen instance never delays the answer.
+FRESH_WAIT_SECONDS = 0.25
 # While starting (never ready yet, at most STARTUP_WINDOW_SECONDS): probing this often
 # costs a refused connect or a /ready per upstream instance.
 STARTUP_PROBE_SECONDS = 0.1
@@ -64,7 +70,10 @@ class Readiness:
         if report is None or time.monotonic() - self._checked_at > self._cache_seconds:
             if self._inflight is None:
                 self._inflight = asyncio.create_task(self._probe_all(), name="ready-probe")
-            report = await asyncio.shield(self._inflight)
+            try:
+                report = await asyncio.wait_for(asyncio.shield(self._inflight), FRESH_WAIT_SECONDS)
+            except TimeoutError:
+                report = self._report or {"status": "starting", "checks": {}, "instances": {}}
         return report["status"] == "ready", report
 
     async def keep_polling(self, interval: float) -> None:
@@ -76,8 +85,8 @@ class Readiness:
                 if self._inflight is None:
                     self._inflight = asyncio.create_task(self._probe_all(), name="ready-probe")
                 report = await asyncio.shield(self._inflight)
-                if report["status"] == "ready":
-                    starting_until = 0.0
+                if all(state in READY_STATES for state in report["checks"].values()):
+                    starting_until = 0.0  # everything answered once
             except Exception:  # a probe round never stops the poller
                 logger.exception("readiness probe round failed")
             starting = time.monotonic() < starting_until
@@ -97,7 +106,7 @@ class Readiness:
                 checks["auth-keys"] = "ok" if self._keys_loaded() else "unavailable"
             if self._redis is not None:
                 checks["redis"] = await self._redis.check()
-            ready = all(state in READY_STATES for state in checks.values())
+            ready = checks.get("auth-keys", "ok") == "ok"
             report = {
                 "status": "ready" if ready else "unavailable",
                 "checks": checks,

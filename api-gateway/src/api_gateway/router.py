@@ -20,6 +20,7 @@ import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import Receive, Scope, Send
 
+from api_gateway.bulkhead import DEFAULT_SEARCH_CONCURRENCY, Bulkheads
 from api_gateway.config import Network
 from api_gateway.cors import CorsPolicy
 from api_gateway.exceptions import (
@@ -71,7 +72,9 @@ class Router:
         metrics_networks: tuple[Network, ...] = (),
         own_routes: Mapping[str, Callable[[Exchange], Awaitable[None]]] | None = None,
         tracing: Tracing | None = None,
+        bulkheads: Bulkheads | None = None,
     ) -> None:
+        self._bulkheads = bulkheads or Bulkheads(search_limit=DEFAULT_SEARCH_CONCURRENCY)
         self._tracing = tracing
         self._policy = policy
         self._forwarded = forwarded
@@ -169,9 +172,10 @@ class Router:
         address = client.address or UNKNOWN_CLIENT
         await self._throttling.check_address(rule.throttle, address, rule.template)
         if rule.throttle is Throttle.GENERAL:
-            await self._proxy.forward(
-                scope, receive, exchange, rule.service, path, headers, identity, client
-            )
+            with self._bulkheads.enter(method, rule.template, scope.get("query_string", b"")):
+                await self._proxy.forward(
+                    scope, receive, exchange, rule.service, path, headers, identity, client
+                )
         else:
             await self._forward_with_email_limits(
                 scope, receive, exchange, rule, path, headers, identity, client

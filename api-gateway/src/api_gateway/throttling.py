@@ -16,16 +16,14 @@ import hmac
 import ipaddress
 from functools import lru_cache
 
-import orjson
-
 from api_gateway.config import Settings
 from api_gateway.exceptions import TooManyRequests
 from api_gateway.limiter import Limit, Limiter, Strategy
 from api_gateway.policy import Throttle
+from shop_common.emails import body_email
 from shop_common.json_body import is_json_content_type
 from shop_common.logging import log_security_event
 
-MAX_EMAIL_LENGTH = 254  # longer is never a valid address: auth-service answers 422
 # auth-service's pseudonym for an address in logs (auth_service/audit.py), so the two
 # services' lines about one address match; public and fixed, not a secret.
 _EMAIL_HASH_KEY = b"shop-auth/audit-email/v1"
@@ -52,18 +50,11 @@ def address_key(address: str) -> str:
 
 
 def email_of(body: bytes | None, content_type: bytes | None) -> str | None:
-    """The trimmed, lower-cased `email` of a JSON object body, else None."""
+    """The account a login or register body names, as auth-service will read it (any
+    JSON encoding it accepts, any spelling it normalises to that account), else None."""
     if not body or not is_json_content_type(content_type):
-        return None
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None  # auth-service answers 400
-    email = document.get("email") if isinstance(document, dict) else None
-    if not isinstance(email, str):
-        return None
-    email = email.strip().lower()
-    return email if 0 < len(email) <= MAX_EMAIL_LENGTH else None
+        return None  # auth-service answers 415 (or 422 for no body)
+    return body_email(body)
 
 
 class Throttling:

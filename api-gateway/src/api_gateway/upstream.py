@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from api_gateway.connection import ConnectFailed, UpstreamBroken, UpstreamError, UpstreamTimedOut
+from api_gateway.breaker import STALL_SECONDS
+from api_gateway.connection import (
+    ConnectFailed,
+    UpstreamBroken,
+    UpstreamError,
+    UpstreamStalled,
+    UpstreamTimedOut,
+)
 from api_gateway.pool import Body, ConnectionPool, UpstreamResponse
 
 SETTLE_LIMIT = 64 * 1024  # GET bodies up to this size are buffered whole (Upstream._attempt)
@@ -22,7 +29,8 @@ class Upstream:
 
     A request whose connection failed before anything was sent is retried once on
     another instance; a GET (the gateway forwards HEAD as GET) also when the instance
-    broke or timed out before its response head. See docs/decisions/gateway-balancing.md.
+    broke before its response head, or stalled (no answer within STALL_SECONDS while it
+    answered nothing else: a frozen process). See docs/decisions/gateway-balancing.md.
     """
 
     def __init__(self, name: str, urls: Sequence[str]) -> None:
@@ -63,15 +71,19 @@ class Upstream:
         pool = self._pick()
         if pool is None:
             raise ConnectFailed(f"{self.name}: every instance's circuit is open")
+        # Only a GET can be given up on a frozen instance and sent again elsewhere.
+        stall = STALL_SECONDS if method == b"GET" and body is None and len(self.pools) > 1 else None
         try:
-            return await self._attempt(pool, method, target, headers, body, timeout, body_length)
+            return await self._attempt(
+                pool, method, target, headers, body, timeout, body_length, stall
+            )
         except (ConnectFailed, UpstreamTimedOut, UpstreamBroken) as exc:
             if not _retryable(exc, method, body):
                 raise
             other = self._pick(exclude=pool)
             if other is None:
                 raise
-        return await self._attempt(other, method, target, headers, body, timeout, body_length)
+        return await self._attempt(other, method, target, headers, body, timeout, body_length, None)
 
     @staticmethod
     async def _attempt(
@@ -82,9 +94,16 @@ class Upstream:
         body: Body,
         timeout: float,
         body_length: int | None,
+        stall_after: float | None,
     ) -> UpstreamResponse:
         response = await pool.request(
-            method, target, headers, body, timeout=timeout, body_length=body_length
+            method,
+            target,
+            headers,
+            body,
+            timeout=timeout,
+            body_length=body_length,
+            stall_after=stall_after,
         )
         if method == b"GET" and body is None:
             # A small GET response is taken whole before the client sees any of it, so an
@@ -109,6 +128,8 @@ def _retryable(exc: UpstreamError, method: bytes, body: Body) -> bool:
         return True  # the instance never saw the request
     if method != b"GET" or body is not None:
         return False
+    if isinstance(exc, UpstreamStalled):
+        return True  # a frozen instance: a GET changes nothing, another may answer it
     # A timeout is not retried: the instance may still be working on it, and a second
     # wait would double the client's.
     return isinstance(exc, UpstreamBroken) and exc.before_response

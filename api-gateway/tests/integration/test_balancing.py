@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from api_gateway import breaker
-from api_gateway.connection import ConnectFailed, UpstreamBroken
+from api_gateway.connection import ConnectFailed, UpstreamBroken, UpstreamTimedOut
 from api_gateway.readiness import Readiness
 from api_gateway.upstream import Upstream, fetch
 
@@ -25,6 +25,8 @@ class Instance:
     cut: bool = False  # close the connection halfway through the body
     ready: bool = True
     probes: int = 0  # GET /ready requests
+    frozen: bool = False  # read requests, answer none (a stopped process)
+    slow_seconds: float = 0.0  # how late /slow is answered
     writers: list[asyncio.StreamWriter] = field(default_factory=list)
 
 
@@ -41,6 +43,11 @@ async def instance() -> AsyncIterator[Instance]:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
                 line = head.split(b"\r\n", 1)[0]
+                if state.frozen:
+                    state.hits.append(line)
+                    await asyncio.Event().wait()  # the client gives up first
+                if b"/slow" in line:
+                    await asyncio.sleep(state.slow_seconds)
                 if b"/ready" in line:
                     state.probes += 1
                     status = b"200 OK" if state.ready else b"503 Service Unavailable"
@@ -196,11 +203,12 @@ async def test_the_poller_probes_often_while_starting_then_at_its_interval() -> 
         readiness = Readiness({"product-service": upstream}, cache_seconds=0, timeout=1)
         poller = asyncio.create_task(readiness.keep_polling(60))
         await asyncio.sleep(0.5)
-        ok, _ = await readiness.report()
-        assert not ok
+        _, report = await readiness.report()
+        assert report["checks"]["product-service"] == "unavailable"
         starting.ready = True
         await asyncio.sleep(0.3)
-        assert (await readiness.report())[0]  # seen ready within a startup probe or two
+        _, report = await readiness.report()
+        assert report["checks"]["product-service"] == "ok"  # within a startup probe or two
         probes = starting.probes
         assert probes >= 4  # not one per 60 s while it was starting
         await asyncio.sleep(0.3)
@@ -209,3 +217,48 @@ async def test_the_poller_probes_often_while_starting_then_at_its_interval() -> 
         upstream.close()
     # Ready once: back to the 60 s interval (report() above probed once more, cache 0).
     assert starting.probes <= probes + 1
+
+
+async def test_a_get_sent_to_a_frozen_instance_is_answered_by_another() -> None:
+    async with instance() as frozen, instance() as alive:
+        frozen.frozen = True
+        upstream = Upstream("product-service", [frozen.url, alive.url])
+        statuses = [await get(upstream) for _ in range(4)]
+        assert statuses == [200] * 4
+        assert frozen.hits  # it was tried, then given up on
+        assert upstream.pools[0].health.open  # and is skipped while its breaker is open
+        upstream.close()
+
+
+async def test_a_post_sent_to_a_frozen_instance_is_not_sent_again() -> None:
+    async with instance() as frozen:
+        frozen.frozen = True
+        upstream = Upstream("product-service", [frozen.url])
+        with pytest.raises(UpstreamTimedOut):
+            await upstream.request(b"POST", b"/x", [], b"{}", timeout=0.5)
+        assert len(frozen.hits) == 1
+        upstream.close()
+
+
+async def test_a_slow_route_does_not_open_the_breaker_for_the_others() -> None:
+    async with instance() as slow:
+        slow.slow_seconds = 5.0
+        upstream = Upstream("product-service", [slow.url])
+        pool = upstream.pools[0]
+
+        async def fast_requests() -> None:
+            for _ in range(20):
+                status, _ = await fetch(pool, b"/fast", [], timeout=2)
+                assert status == 200
+                await asyncio.sleep(0.05)
+
+        async def slow_request() -> None:
+            with pytest.raises(UpstreamTimedOut):
+                await fetch(pool, b"/slow", [], timeout=0.3)
+
+        fast = asyncio.create_task(fast_requests())
+        await asyncio.gather(*(slow_request() for _ in range(breaker.FAILURE_THRESHOLD + 2)))
+        await fast
+        assert not pool.health.open
+        assert await get(upstream) == 200
+        upstream.close()

@@ -28,10 +28,12 @@ async def test_ready_names_every_dependency_when_all_answer(client, auth_upstrea
     assert body["instances"]["auth-service"] == {auth_upstream.url: "ok"}
 
 
-async def test_ready_is_503_when_an_upstream_is_not_ready(client, product_upstream) -> None:
+async def test_ready_stays_200_and_names_an_upstream_that_is_not_ready(
+    client, product_upstream
+) -> None:
     product_upstream.ready_status = 503
     response = await client.get("/ready")
-    assert response.status_code == 503
+    assert response.status_code == 200
     body = response.json()
     assert body["checks"] == {
         "auth-service": "ok",
@@ -71,11 +73,28 @@ async def test_ready_fetches_the_auth_keys_once_auth_answers_without_waiting_for
     assert response.json()["checks"]["auth-keys"] == "ok"
 
 
-async def test_ready_is_503_when_an_upstream_is_down(make_settings, open_gateway, refused_url):
+async def test_ready_is_503_while_auth_never_answered(make_settings, open_gateway, refused_url):
+    # No keys were ever loaded: no token could be checked.
     async with open_gateway(make_settings(auth_service_url=refused_url)) as client:
         response = await client.get("/ready")
     assert response.status_code == 503
     assert response.json()["checks"]["auth-service"] == "unavailable"
+    assert response.json()["checks"]["auth-keys"] == "unavailable"
+
+
+async def test_a_service_with_no_ready_instance_costs_its_routes_only(
+    make_settings, open_gateway, product_upstream, refused_url
+) -> None:
+    settings = make_settings(product_service_url=refused_url, ready_cache_seconds=0)
+    async with open_gateway(settings) as client:
+        ready = await client.get("/ready")
+        product = await client.get(f"/products/{uuid.uuid4()}")
+        health = await client.get("/health")
+    assert ready.status_code == 200
+    assert ready.json()["checks"]["product-service"] == "unavailable"
+    assert product.status_code == 503
+    assert product.headers["content-type"] == "application/problem+json"
+    assert health.status_code == 200
 
 
 async def test_one_ready_instance_of_each_upstream_is_enough(

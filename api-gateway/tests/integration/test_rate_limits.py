@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import uuid
 from collections.abc import AsyncIterator
 
@@ -197,6 +198,83 @@ async def test_the_email_key_is_trimmed_and_lower_cased(
             await client.post(f"{LOGIN}?status=401", json=login_body(variant))
         response = await client.post(LOGIN, json=login_body(target.title()))
     assert response.status_code == 429
+
+
+def _json(document: dict[str, str]) -> str:
+    return json.dumps(document, ensure_ascii=False)
+
+
+# Bodies auth-service reads as naming `address`'s account: each must count against it.
+SPELLINGS = [
+    pytest.param(lambda doc: b"\xef\xbb\xbf" + _json(doc).encode(), id="utf-8-bom"),
+    pytest.param(lambda doc: _json(doc).encode("utf-16-le"), id="utf-16-le"),
+    pytest.param(lambda doc: _json(doc).encode("utf-16-be"), id="utf-16-be"),
+    pytest.param(lambda doc: _json(doc).encode("utf-32"), id="utf-32"),
+    pytest.param(
+        lambda doc: _json(
+            {**doc, "email": doc["email"].replace("@example.com", "@ｅxample.com")}
+        ).encode(),
+        id="full-width-domain",
+    ),
+    pytest.param(
+        lambda doc: _json({**doc, "email": doc["email"].replace(".com", "。ＣＯＭ")}).encode(),
+        id="ideographic-dot-upper-full-width",
+    ),
+]
+
+
+@pytest.mark.parametrize("spell", SPELLINGS)
+async def test_a_locked_email_stays_locked_in_any_spelling_the_service_reads(
+    make_settings, open_gateway, auth_upstream, spell
+) -> None:
+    target = email()
+    settings = make_settings(
+        rate_limit_login_per_email="2 per minute", rate_limit_login_per_address=PLENTY
+    )
+    json_type = {"content-type": "application/json"}
+    async with open_gateway(settings) as client:
+        for _ in range(2):
+            await client.post(f"{LOGIN}?status=401", json=login_body(target))
+        disguised = await client.post(
+            LOGIN, content=spell(login_body(target, "the right one")), headers=json_type
+        )
+    assert disguised.status_code == 429
+    assert auth_upstream.forwarded[2].credential_claims()["era"] >= 1
+
+
+@pytest.mark.parametrize("spell", SPELLINGS)
+async def test_failures_in_any_spelling_count_against_the_one_email(
+    make_settings, open_gateway, auth_upstream, spell
+) -> None:
+    target = email()
+    settings = make_settings(
+        rate_limit_login_per_email="2 per minute", rate_limit_login_per_address=PLENTY
+    )
+    json_type = {"content-type": "application/json"}
+    async with open_gateway(settings) as client:
+        for _ in range(2):
+            await client.post(
+                f"{LOGIN}?status=401", content=spell(login_body(target)), headers=json_type
+            )
+        plain = await client.post(LOGIN, json=login_body(target, "the right one"))
+    assert plain.status_code == 429
+
+
+@pytest.mark.parametrize("spell", SPELLINGS)
+async def test_registrations_in_any_spelling_count_against_the_one_email(
+    make_settings, open_gateway, auth_upstream, spell
+) -> None:
+    target = email()
+    settings = make_settings(
+        rate_limit_register_per_email="1 per hour", rate_limit_register_per_address=PLENTY
+    )
+    body = {"name": "N", "email": target, "password": "long enough"}
+    async with open_gateway(settings) as client:
+        first = await client.post(REGISTER, json=body)
+        disguised = await client.post(
+            REGISTER, content=spell(body), headers={"content-type": "application/json"}
+        )
+    assert [first.status_code, disguised.status_code] == [200, 429]
 
 
 async def test_registrations_count_every_attempt_per_email(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
@@ -230,6 +231,24 @@ async def test_a_post_on_a_stale_connection_is_not_replayed() -> None:
             await pool.request(b"POST", b"/x", [], b"{}", timeout=2.0)
         pool.close()
     assert server.connections == 1
+
+
+async def test_a_write_is_never_sent_on_a_connection_the_upstream_already_closed() -> None:
+    # The upstream answers as if keeping the connection, then closes it (uvicorn after
+    # a 500 it re-raised). The event loop is kept from reading that close (a busy
+    # gateway), so only the check before reuse can see it.
+    async with raw_server(await answer(OK, keep=False)) as (server, url):
+        pool = ConnectionPool(url)
+        assert await read_all(pool) == (200, b"ok")
+        while server.connections < 1 or server.requests < 1:
+            await asyncio.sleep(0.01)
+        time.sleep(0.2)  # the FIN arrives while the loop is blocked
+        response = await pool.request(b"POST", b"/x", [], b"{}", timeout=2.0)
+        response.release()
+        assert response.status == 200
+        pool.close()
+    assert server.connections == 2
+    assert server.requests == 2
 
 
 async def test_instances_take_turns_and_a_refused_one_is_skipped(refused_url: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import AsyncIterator
 
 import anyio
@@ -157,3 +158,22 @@ async def test_the_gateway_speaks_http_on_a_real_socket(make_settings, serve_app
     assert head.content == b""
     assert int(head.headers["content-length"]) > 0
     assert health.json() == {"status": "ok"}
+
+
+async def test_a_search_flood_is_refused_at_the_gateway_while_other_routes_answer(
+    make_settings, open_gateway, product_upstream
+) -> None:
+    async with open_gateway(make_settings(search_concurrency=2)) as client:
+        slow = [
+            asyncio.create_task(client.get("/products", params={"q": "rare", "delay": "1"}))
+            for _ in range(2)
+        ]
+        while sum(b"q=rare" in r.query for r in product_upstream.requests) < 2:
+            await asyncio.sleep(0.01)
+        refused = await client.get("/products", params={"q": "rare"})
+        other = await client.get(f"/products/{uuid.uuid4()}")
+        done = await asyncio.gather(*slow)
+    assert refused.status_code == 503
+    assert refused.headers["retry-after"] == "1"
+    assert other.status_code == 200
+    assert [r.status_code for r in done] == [200, 200]

@@ -66,10 +66,10 @@ def _serve(settings: Settings) -> int:
 
 
 def _migrate(settings: Settings) -> int:
-    from auth_service.db import upgrade_database
+    from auth_service.db import migrate_database
 
     try:
-        asyncio.run(upgrade_database(settings.database_url))
+        asyncio.run(migrate_database(settings.database_url))
     except Exception as exc:  # any driver or migration error: one clear line, no traceback
         return _fail(f"migration failed: {type(exc).__name__}: {exc}")
     print("auth-service: database at the latest migration")  # noqa: T201

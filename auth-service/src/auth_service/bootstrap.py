@@ -12,7 +12,7 @@ from auth_service import repository
 from auth_service.audit import security_event
 from auth_service.config import Settings
 from auth_service.db import utc_now
-from auth_service.passwords import PasswordHasher
+from auth_service.passwords import PasswordHasher, new_password_problem_sync
 from auth_service.schemas import NewEmail, NewPassword
 
 ADMIN_NAME = "Administrator"
@@ -47,12 +47,15 @@ def admin_credentials(settings: Settings) -> AdminCredentials | None:
         raise StartupError("ADMIN_EMAIL is not a valid email address") from None
     try:
         password = _PASSWORD.validate_python(password)
+        acceptable = new_password_problem_sync(password) is None
     except ValidationError:
+        acceptable = False
+    if not acceptable:
         # The message never repeats the password, only what is wrong with it.
         raise StartupError(
             "ADMIN_PASSWORD is not acceptable: it must be 8 to 128 characters "
             "(after NFKC normalisation) of valid Unicode"
-        ) from None
+        )
     return AdminCredentials(email=email, password=password)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -37,17 +36,13 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-async def open_session(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    """Opens and closes only: uncommitted work is rolled back when the session closes."""
-    async with factory() as session:
-        yield session
-
-
-async def upgrade_database(url: str, revision: str = "head", *, downgrade: bool = False) -> None:
+async def migrate_database(url: str, revision: str = "head", *, downgrade: bool = False) -> None:
     """Migrate `url` to `revision` (alembic upgrade, or downgrade), creating SQLite files."""
     from alembic import command  # here only: serving never imports Alembic (~8 MB)
 
-    engine = create_engine(url)
+    # No statement or lock timeout: an index build or a replica waiting for another's
+    # migration may take longer than a request may.
+    engine = create_engine(url, statement_timeout=0, lock_timeout=0)
     config = alembic_config(MIGRATIONS_DIR, url)
 
     def upgrade(connection: Connection) -> None:

@@ -18,7 +18,7 @@ from shop_common.database import open_session
 
 async def _session(request: Request) -> AsyncIterator[AsyncSession]:
     # Opens and closes only: service.py commits, anything uncommitted is rolled back.
-    async with open_session(request.app.state.sessions) as session:
+    async with open_session(request.app.state.sessionmaker) as session:
         yield session
 
 

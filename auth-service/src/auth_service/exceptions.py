@@ -9,6 +9,8 @@ Problem (shop_common.problems)
   EmailAlreadyRegistered      409  the email is taken, whatever its case
   LastAdminDemotion           409  demoting the only remaining ADMIN
   InvalidCursor               422  a users-page cursor this API did not make
+  InvalidNewPassword          422  register: not 8-128 characters after NFKC (checked in a
+                                   thread, after the body's other validation)
   EmailRateLimited            429  the gateway found this email's login/register limit
                                    exhausted; answered after validation (422 wins)
 """
@@ -73,6 +75,15 @@ class InvalidCursor(Problem):
         super().__init__(
             "The request is not valid.",
             errors=[{"field": "query.cursor", "message": "not a cursor from this API"}],
+        )
+
+
+class InvalidNewPassword(Problem):
+    status = 422
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(
+            "The request is not valid.", errors=[{"field": "password", "message": problem}]
         )
 
 

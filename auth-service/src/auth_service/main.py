@@ -26,7 +26,7 @@ from auth_service.signing_keys import KeyRing, ensure_key
 from auth_service.tokens import TokenIssuer
 from shop_common.callers import credential_verifier
 from shop_common.credential import CredentialVerifier
-from shop_common.database import create_engine, schema_state
+from shop_common.database import create_engine, engine_options, schema_state
 from shop_common.health import health_router
 from shop_common.service_app import install_service_defaults
 
@@ -93,7 +93,7 @@ def _load_keyring(settings: Settings) -> KeyRing:
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     keyring: KeyRing = app.state.keyring
-    engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
+    engine = create_engine(settings.database_url, **engine_options(settings))
     sessions = create_sessionmaker(engine)
     hasher = PasswordHasher(settings.bcrypt_rounds)
     issuer = TokenIssuer(
@@ -103,7 +103,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         ttl_seconds=settings.access_token_ttl_seconds,
     )
     app.state.engine = engine
-    app.state.sessions = sessions
+    app.state.sessionmaker = sessions
     app.state.auth_service = AuthService(settings=settings, hasher=hasher, issuer=issuer)
     publisher = _revocation_publisher(settings, sessions)
     app.state.revocation_publisher = publisher
@@ -150,7 +150,7 @@ def _revocation_publisher(
 
 async def _try_bootstrap_admin(app: FastAPI, hasher: PasswordHasher) -> bool:
     try:
-        await bootstrap_admin(app.state.sessions, app.state.settings, hasher)
+        await bootstrap_admin(app.state.sessionmaker, app.state.settings, hasher)
     except (SQLAlchemyError, OSError) as exc:  # asyncpg's refused connect is an OSError
         # The service still starts (and /ready says why it is not ready); the ADMIN is
         # created as soon as the database is migrated.

@@ -82,15 +82,6 @@ async def get_role_for_share(session: AsyncSession, account_id: uuid.UUID) -> st
     return result.scalar_one_or_none()
 
 
-async def set_role(session: AsyncSession, account_id: uuid.UUID, role: str) -> None:
-    await session.execute(
-        update(Account)
-        .where(Account.id == account_id)
-        .values(role=role)
-        .execution_options(synchronize_session=False)
-    )
-
-
 async def add_login_session(
     session: AsyncSession,
     *,

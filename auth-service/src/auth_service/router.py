@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
 
+from auth_service import passwords
 from auth_service.dependencies import (
     AdminDep,
     CallerDep,
@@ -16,6 +17,7 @@ from auth_service.dependencies import (
     SessionDep,
     refuse_when_email_limited,
 )
+from auth_service.exceptions import InvalidNewPassword
 from auth_service.schemas import (
     JwkSet,
     RefreshTokenRequest,
@@ -91,6 +93,9 @@ async def register(
     The email is trimmed and lower-cased and must not be registered yet, whatever its
     case (409). The password is 8 to 128 characters after NFKC normalisation.
     """
+    problem = await passwords.new_password_problem(body.password)
+    if problem is not None:
+        raise InvalidNewPassword(problem)
     refuse_when_email_limited(caller)
     account = await service.register(session, body)
     return UserPublic.model_validate(account)

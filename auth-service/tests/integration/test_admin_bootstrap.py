@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from auth_service import main
 from auth_service.bootstrap import StartupError
-from auth_service.db import upgrade_database
+from auth_service.db import migrate_database
 from auth_service.main import create_app
 from auth_service.models import Account
 from shop_common.testing import random_email
@@ -17,7 +17,7 @@ ADMIN_PASSWORD = "admin password 1"
 
 
 async def accounts_with_email(api: Any, email: str) -> list[Account]:
-    async with api.app.state.sessions() as session:
+    async with api.app.state.sessionmaker() as session:
         return list(
             (await session.execute(select(Account).where(Account.email == email))).scalars()
         )
@@ -110,7 +110,7 @@ async def test_admin_is_created_once_the_database_is_migrated(
         auth_database_url=other_empty_database_url, admin_email=email, admin_password=ADMIN_PASSWORD
     ) as api:
         assert (await api.client.get("/ready")).status_code == 503
-        await upgrade_database(other_empty_database_url)
+        await migrate_database(other_empty_database_url)
         for _ in range(100):
             await asyncio.sleep(0.05)
             if await accounts_with_email(api, email):

@@ -3,7 +3,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 
-from auth_service.db import MIGRATIONS_DIR, VERSION_TABLE, Base, upgrade_database
+from auth_service.db import MIGRATIONS_DIR, VERSION_TABLE, Base, migrate_database
 from shop_common.database import create_engine, head_revision
 
 pytestmark = pytest.mark.anyio
@@ -34,7 +34,7 @@ async def current_revision(url: str) -> str | None:
 
 async def test_migrations_build_the_schema_from_an_empty_database(empty_database_url):
     assert await table_names(empty_database_url) == set()
-    await upgrade_database(empty_database_url)
+    await migrate_database(empty_database_url)
     assert await table_names(empty_database_url) == OUR_TABLES
     assert await current_revision(empty_database_url) == head_revision(MIGRATIONS_DIR)
 
@@ -57,7 +57,7 @@ async def test_migrated_schema_matches_the_models(database_url):
 
 
 async def test_migrating_twice_changes_nothing(database_url):
-    await upgrade_database(database_url)
+    await migrate_database(database_url)
     assert await current_revision(database_url) == head_revision(MIGRATIONS_DIR)
 
 
@@ -76,7 +76,7 @@ async def test_migrations_leave_another_services_tables_alone(empty_database_url
             await connection.execute(
                 text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)")
             )
-        await upgrade_database(empty_database_url)
+        await migrate_database(empty_database_url)
         async with engine.connect() as connection:
             version = await connection.execute(
                 text("SELECT version_num FROM product_alembic_version")
@@ -99,6 +99,6 @@ async def test_downgrade_to_base_removes_only_our_tables(empty_database_url):
             await connection.execute(text("CREATE TABLE product (id INTEGER PRIMARY KEY)"))
     finally:
         await engine.dispose()
-    await upgrade_database(empty_database_url)
-    await upgrade_database(empty_database_url, revision="base", downgrade=True)
+    await migrate_database(empty_database_url)
+    await migrate_database(empty_database_url, revision="base", downgrade=True)
     assert await table_names(empty_database_url) == {"product", VERSION_TABLE}

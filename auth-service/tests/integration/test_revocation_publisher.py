@@ -60,7 +60,7 @@ def sid(tokens: dict[str, Any]) -> str:
 def publisher_for(api: Any, sink: FakeSortedSet, clock: Clock | None = None) -> RevocationPublisher:
     clock = clock or Clock()
     return RevocationPublisher(
-        api.app.state.sessions,
+        api.app.state.sessionmaker,
         sink,
         retention=RETENTION,
         interval=0.01,
@@ -77,7 +77,7 @@ async def logout(api: Any, tokens: dict[str, Any]) -> None:
 
 
 async def set_revoked_at(api: Any, session_id: str, at: datetime) -> None:
-    async with api.app.state.sessions() as session:
+    async with api.app.state.sessionmaker() as session:
         await session.execute(
             update(LoginSession)
             .where(LoginSession.id == uuid.UUID(session_id))

@@ -1,7 +1,16 @@
+import unicodedata
+
 import pytest
 
 from auth_service import passwords
-from auth_service.passwords import PasswordHasher, password_problem, prehash
+from auth_service.passwords import (
+    MAX_NFKC_EXPANSION,
+    MAX_RAW_LENGTH,
+    PasswordHasher,
+    new_password_problem,
+    password_problem,
+    prehash,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -63,3 +72,35 @@ async def test_verify_without_a_hash_fails_after_checking_the_dummy():
     hasher = PasswordHasher(rounds=4)
     await hasher.prepare()
     assert not await hasher.verify("anything at all", None)
+
+
+def test_no_character_expands_beyond_the_factor_the_raw_cap_assumes():
+    # The raw cap (18 x 128) rejects no valid password only if no character's NFKC form
+    # is longer than 18 code points; this Python's Unicode database is checked whole.
+    longest = max(
+        len(unicodedata.normalize("NFKC", chr(c)))
+        for c in range(0x110000)
+        if not 0xD800 <= c <= 0xDFFF
+    )
+    assert longest == MAX_NFKC_EXPANSION
+
+
+async def test_the_longest_expansion_at_the_raw_cap_is_judged_by_its_nfkc_form():
+    # 7 x U+FDFA is 126 characters after NFKC: a valid password of 7 raw characters.
+    assert await new_password_problem("\ufdfa" * 7) is None
+    assert await new_password_problem("\ufdfa" * 8) is not None  # 144 after NFKC
+    # Text that NFKC leaves alone is judged by its own length, far over 128 at the cap.
+    assert await new_password_problem("a" * MAX_RAW_LENGTH) is not None
+
+
+@pytest.mark.parametrize(
+    ("password", "acceptable"),
+    [
+        pytest.param("ｐａｓｓｗｏｒｄ１２", True, id="full-width, 10 after NFKC"),
+        pytest.param("e\u0301" * 8, True, id="16 sent, 8 after NFKC"),
+        pytest.param("e\u0301" * 7, False, id="14 sent, 7 after NFKC"),
+        pytest.param("\ufb03" * 43, False, id="43 sent, 129 after NFKC"),
+    ],
+)
+async def test_new_passwords_are_measured_after_nfkc(password, acceptable):
+    assert (await new_password_problem(password) is None) is acceptable

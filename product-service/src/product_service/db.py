@@ -1,4 +1,4 @@
-"""Declarative base with a naming convention, a UTC timestamp type, sessions, migrations."""
+"""Declarative base with a naming convention, the session factory and the migration entry point."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from sqlalchemy.orm import DeclarativeBase
 
 from shop_common.database import alembic_config, create_engine
 
-MIGRATIONS_PATH = Path(__file__).parent / "migrations"
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 VERSION_TABLE = "product_alembic_version"
 
 # Every constraint and index name carries the table name, so both services can share one
@@ -42,14 +42,16 @@ def in_schema_of(dialect_name: str) -> Callable[..., bool]:
     return include
 
 
-def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     # Rows stay readable after commit: the service returns what it just wrote.
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
 async def migrate_database(url: str) -> None:
     """Bring the database to the latest migration (alembic upgrade head)."""
-    engine = create_engine(url)
+    # No statement or lock timeout: an index build or a replica waiting for another's
+    # migration may take longer than a request may.
+    engine = create_engine(url, statement_timeout=0, lock_timeout=0)
     try:
         async with engine.begin() as connection:
             if connection.dialect.name == "postgresql":
@@ -65,6 +67,6 @@ async def migrate_database(url: str) -> None:
 def _upgrade_head(connection: Connection, url: str) -> None:
     from alembic import command  # here only: serving never imports Alembic (~8 MB)
 
-    config = alembic_config(MIGRATIONS_PATH, url)
+    config = alembic_config(MIGRATIONS_DIR, url)
     config.attributes["connection"] = connection
     command.upgrade(config, "head")

@@ -83,9 +83,6 @@ async def require_admin(actor: ActorDep) -> Actor:
     return actor
 
 
-AdminDep = Annotated[Actor, Depends(require_admin)]
-
-
 # Described as one string (a comma-separated list of ETags, or `*`), as it travels; every
 # line of a repeated header is read.
 _ETAG_LIST_SCHEMA = WithJsonSchema(

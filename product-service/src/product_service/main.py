@@ -9,11 +9,11 @@ from fastapi import FastAPI, Request, Response
 from starlette.routing import Match
 
 from product_service.config import SERVICE_NAME, Settings
-from product_service.db import MIGRATIONS_PATH, VERSION_TABLE, session_factory
+from product_service.db import MIGRATIONS_DIR, VERSION_TABLE, create_sessionmaker
 from product_service.fast_read import ProductFastRead
 from product_service.router import router
 from shop_common.callers import credential_verifier
-from shop_common.database import create_engine, schema_state
+from shop_common.database import create_engine, engine_options, schema_state
 from shop_common.health import health_router
 from shop_common.problems import problem_response
 from shop_common.service_app import install_service_defaults
@@ -27,11 +27,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
+        engine = create_engine(settings.database_url, **engine_options(settings))
         app.state.engine = engine
         # The same pool, its connections outside any transaction (single-SELECT routes).
         app.state.read_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
-        app.state.sessionmaker = session_factory(engine)
+        app.state.sessionmaker = create_sessionmaker(engine)
         try:
             yield
         finally:
@@ -52,7 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_service_defaults(app, settings=settings, verifier=verifier)
 
     async def check_ready() -> dict[str, str]:
-        state = await schema_state(app.state.engine, MIGRATIONS_PATH, VERSION_TABLE)
+        state = await schema_state(app.state.engine, MIGRATIONS_DIR, VERSION_TABLE)
         return {"database": state}
 
     app.include_router(health_router(check_ready))

@@ -87,20 +87,26 @@ def _scaled_to_cents(number: Decimal, rounding: Literal["exact", "ceiling", "flo
     assert isinstance(exponent, int)
     if not any(digits):
         return 0  # zero, with any exponent (0e999999999 is still 0)
-    coefficient = int("".join(map(str, digits)))
     shift = exponent + 2
     if shift >= 0:
-        # Within the range, coefficient * 10**shift <= 10**11, so shift is small.
-        return int(coefficient * 10**shift)
-    drop = -shift
-    if drop > len(digits):
-        # coefficient < 10**drop: a positive amount below one cent (no huge power built).
-        whole, remainder = 0, coefficient
-    else:
-        whole, remainder = divmod(coefficient, 10**drop)
-    if remainder == 0:
+        # Within the range, coefficient * 10**shift <= 10**11: at most 12 digits in all.
+        return _int_of(digits + (0,) * shift)
+    # The digits split where the cents end: the whole cents before, the rest after. The
+    # coefficient has no leading zeros and the number is at most 10**9, so the whole part
+    # has at most 12 digits; the rest, however long (1.<4,400 zeros>), is only scanned
+    # for a non-zero digit, never turned into an int (int() refuses over 4,300 digits).
+    split = len(digits) + shift
+    whole = _int_of(digits[:split]) if split > 0 else 0
+    if not any(digits[max(split, 0) :]):
         return whole
     if rounding == "exact":
         return None
     assert sign == 0  # negative values were refused by the range check
     return whole + 1 if rounding == "ceiling" else whole
+
+
+def _int_of(digits: tuple[int, ...]) -> int:
+    value = 0
+    for digit in digits:
+        value = value * 10 + digit
+    return value

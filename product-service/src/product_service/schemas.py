@@ -33,7 +33,8 @@ from shop_common.models import (
 )
 
 MAX_STOCK = 2_147_483_647
-_INTEGRAL_DIGITS = 18  # far above MAX_STOCK: larger values stay Decimal and are refused
+_INTEGRAL_DIGITS = 18  # far above MAX_STOCK: larger values are refused by their sign alone
+_BEYOND_ANY_FIELD = 10**_INTEGRAL_DIGITS
 PRICE_SCHEMA: dict[str, Any] = {
     "type": "number",
     "minimum": 0,
@@ -56,19 +57,23 @@ def _length(low: int, high: int, unit: str = "characters") -> AfterValidator:
 def _valid_unicode(value: str) -> str:
     # Lone surrogates survive JSON decoding (from \ud800 escapes) but are not text: no
     # database takes them, so they are a validation error here rather than a 500 later.
-    if any("\ud800" <= ch <= "\udfff" for ch in value):
-        raise ValueError("must be valid Unicode text")
+    # The UTF-8 encoder finds them at C speed (a loop over a 1 MB name took ~50 ms).
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode text") from None
     return value
 
 
 def _integral(value: object) -> object:
     """A JSON number without a fraction is an integer however it is written (5.0, 5e0)."""
-    if (
-        isinstance(value, Decimal)
-        and value.is_finite()
-        and value.adjusted() < _INTEGRAL_DIGITS  # never compute with 1e999999999
-        and value == value.to_integral_value()
-    ):
+    if not isinstance(value, Decimal) or not value.is_finite():
+        return value
+    if value.adjusted() >= _INTEGRAL_DIGITS:
+        # Never compute with 1e999999999 or a 5,000-digit integer (loads_exact keeps those
+        # as Decimal): only the sign matters, and either way it is out of range (422).
+        return _BEYOND_ANY_FIELD if value > 0 else -_BEYOND_ANY_FIELD
+    if value == value.to_integral_value():
         return int(value)
     return value
 

@@ -17,7 +17,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, inspect, text
 
 from product_service.db import (
-    MIGRATIONS_PATH,
+    MIGRATIONS_DIR,
     VERSION_TABLE,
     Base,
     in_schema_of,
@@ -61,10 +61,10 @@ def schema_differences(connection: Connection) -> list[object]:
 async def check_migrates_from_empty(url: str) -> None:
     engine = create_engine(url)
     try:
-        assert await schema_state(engine, MIGRATIONS_PATH, VERSION_TABLE) == "migration_pending"
+        assert await schema_state(engine, MIGRATIONS_DIR, VERSION_TABLE) == "migration_pending"
         await migrate_database(url)
         await migrate_database(url)  # the second run is a no-op
-        assert await schema_state(engine, MIGRATIONS_PATH, VERSION_TABLE) == "ok"
+        assert await schema_state(engine, MIGRATIONS_DIR, VERSION_TABLE) == "ok"
         async with engine.connect() as connection:
             found = await connection.run_sync(names)
             assert {"product", VERSION_TABLE} <= found["tables"]
@@ -73,7 +73,7 @@ async def check_migrates_from_empty(url: str) -> None:
             assert all("product" in name for name in found["objects"]), found["objects"]
             assert await connection.run_sync(schema_differences) == []
             versions = await connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}"))
-            assert [row[0] for row in versions] == [head_revision(MIGRATIONS_PATH)]
+            assert [row[0] for row in versions] == [head_revision(MIGRATIONS_DIR)]
     finally:
         await engine.dispose()
 
@@ -106,7 +106,7 @@ async def test_product_migrations_leave_another_services_tables_alone() -> None:
                 auth = await connection.execute(text("SELECT * FROM auth_alembic_version"))
                 assert [tuple(row) for row in auth] == [("a1",)]
             assert {"account", "auth_alembic_version", "product", VERSION_TABLE} <= found["tables"]
-            assert await schema_state(engine, MIGRATIONS_PATH, VERSION_TABLE) == "ok"
+            assert await schema_state(engine, MIGRATIONS_DIR, VERSION_TABLE) == "ok"
         finally:
             await engine.dispose()
 

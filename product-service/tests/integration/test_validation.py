@@ -57,12 +57,16 @@ async def test_prices_come_back_exactly(shop: Shop, text: str, expected: str) ->
         pytest.param("1e999999", id="huge-exponent"),
         pytest.param("1e99999999999999999999", id="exponent-beyond-decimal"),
         pytest.param("1e-99999999999999999999", id="tiny-beyond-decimal"),
+        pytest.param("7" * 4301, id="int-of-4301-digits"),
+        pytest.param("-" + "7" * 100_000, id="int-of-100000-digits"),
+        pytest.param("1." + "0" * 4309 + "1", id="4310-decimals"),
     ],
 )
 async def test_invalid_prices_get_422_with_the_field(shop: Shop, text: str) -> None:
     response = await post_raw(shop, b'{"name": "Priced", "price": ' + text.encode() + b"}")
     assert response.status_code == 422, response.text
     assert [error["field"] for error in response.json()["errors"]] == ["price"]
+    assert "digits" not in response.text  # never Python's int() message
 
 
 @pytest.mark.parametrize(
@@ -76,6 +80,8 @@ async def test_invalid_prices_get_422_with_the_field(shop: Shop, text: str) -> N
         pytest.param("-1.0", None, id="negative"),
         pytest.param("1e999999999", None, id="huge-exponent"),
         pytest.param("1e99999999999999999999", None, id="exponent-beyond-decimal"),
+        pytest.param("7" * 4301, None, id="int-of-4301-digits"),
+        pytest.param("-" + "7" * 4301, None, id="negative-int-of-4301-digits"),
     ],
 )
 async def test_stock_is_a_json_number_without_a_fraction(

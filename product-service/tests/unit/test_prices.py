@@ -34,6 +34,8 @@ def json_number(text: str) -> object:
         pytest.param("0e999999999", 0, id="zero-with-huge-exponent"),
         pytest.param("999999999.99", 99_999_999_999, id="largest-with-cents"),
         pytest.param("1E+2", 10000, id="capital-exponent"),
+        pytest.param("1." + "0" * 4310, 100, id="4310-zero-decimals"),
+        pytest.param("19.99" + "0" * 100_000, 1999, id="100000-decimals"),
     ],
 )
 def test_accepts_json_numbers_with_at_most_two_decimal_places(text: str, cents: int) -> None:
@@ -57,6 +59,9 @@ def test_accepts_json_numbers_with_at_most_two_decimal_places(text: str, cents: 
         pytest.param("null", id="null"),
         pytest.param("[1]", id="array"),
         pytest.param("1" + "0" * 400, id="huge-int"),
+        pytest.param("7" * 4301, id="int-beyond-int-digit-limit"),
+        pytest.param("1." + "0" * 4309 + "1", id="4310-decimals"),
+        pytest.param("0." + "0" * 100_000 + "1", id="100000-decimals-below-a-cent"),
     ],
 )
 def test_refuses_values_that_are_not_exact_prices(text: str) -> None:
@@ -106,6 +111,9 @@ def test_every_cent_value_round_trips_through_a_double() -> None:
         pytest.param("1000000000", 100_000_000_000, 100_000_000_000, id="maximum"),
         pytest.param("0", 0, 0, id="zero"),
         pytest.param("1.5e1", 1500, 1500, id="exponent"),
+        pytest.param("1." + "0" * 4400, 100, 100, id="4400-zero-decimals"),
+        pytest.param("1." + "0" * 4400 + "1", 101, 100, id="4401-decimals"),
+        pytest.param("9" * 9 + "." + "9" * 5000, 100_000_000_000, 99_999_999_999, id="5009-nines"),
     ],
 )
 def test_query_bounds_round_to_the_cents_they_include(text: str, low: int, high: int) -> None:
@@ -127,6 +135,7 @@ def test_query_bounds_round_to_the_cents_they_include(text: str, low: int, high:
         pytest.param(" 1", id="space"),
         pytest.param("1_000", id="underscore"),
         pytest.param("0x10", id="hex"),
+        pytest.param("7" * 4400, id="4400-digit-integer"),
     ],
 )
 def test_query_bounds_refuse_what_is_not_a_price(text: str) -> None:

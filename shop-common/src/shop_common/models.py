@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import unicodedata
+import re
+from functools import lru_cache
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -40,8 +41,20 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# Category Cc is exactly U+0000-U+001F and U+007F-U+009F (and stays so: Unicode's
+# stability policy fixes the Cc set), so one regex finds one at C speed: the loop over
+# characters it replaces spent 70 ms of the event loop on a 1 MB field.
+_CONTROL_CHARACTERS = [chr(c) for c in (*range(0x20), *range(0x7F, 0xA0))]
+
+
+@lru_cache(maxsize=8)
+def _control_character_pattern(allowed: frozenset[str]) -> re.Pattern[str]:
+    refused = "".join(re.escape(ch) for ch in _CONTROL_CHARACTERS if ch not in allowed)
+    return re.compile(f"[{refused}]")
+
+
 def has_control_character(value: str, allowed: frozenset[str] = frozenset()) -> bool:
-    return any(unicodedata.category(ch) == "Cc" and ch not in allowed for ch in value)
+    return _control_character_pattern(allowed).search(value) is not None
 
 
 def _no_control_characters(value: str) -> str:

@@ -6,7 +6,7 @@ Handlers installed by install_problem_handlers():
   Problem                    -> as declared
   HTTPException (Starlette)  -> same status, its headers kept (405 keeps Allow)
   RequestValidationError     -> 422 with "errors": [{"field", "message"}]
-  any other exception        -> 500 with no internals
+  any other exception        -> 500 with no internals, and Connection: close
 """
 
 from __future__ import annotations
@@ -80,9 +80,12 @@ def problem_response(
     type_: str = "about:blank",
     errors: Sequence[Mapping[str, str]] | None = None,
     headers: Mapping[str, str] | None = None,
+    request_id: str | None = None,
 ) -> Response:
     return Response(
-        problem_body(status, title=title, detail=detail, type_=type_, errors=errors),
+        problem_body(
+            status, title=title, detail=detail, type_=type_, errors=errors, request_id=request_id
+        ),
         status_code=status,
         headers=dict(headers or {}),
         media_type=PROBLEM_CONTENT_TYPE,
@@ -134,9 +137,18 @@ def install_problem_handlers(app: FastAPI) -> None:
             errors=validation_errors(exc.errors()),
         )
 
-    async def on_unexpected(_: Request, exc: Exception) -> Response:
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
+        # Starlette's outermost middleware runs this outside the request's context (its
+        # id is on the scope) and re-raises afterwards, so the server closes the
+        # connection: saying so keeps a client from reusing it (the gateway would send
+        # its next request, maybe a write, on a dead connection: a 502).
         logger.error("unhandled error", exc_info=exc)
-        return problem_response(500, detail="An unexpected error occurred.")
+        return problem_response(
+            500,
+            detail="An unexpected error occurred.",
+            headers={"Connection": "close"},
+            request_id=request.scope.get("state", {}).get("request_id"),
+        )
 
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(StarletteHTTPException, on_http_exception)

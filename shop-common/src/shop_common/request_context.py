@@ -13,7 +13,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shop_common.logging import request_id_var, user_id_var
 
-REQUEST_ID_HEADER = "x-request-id"
 _SANE_REQUEST_ID = re.compile(rb"[\x21-\x7e]{1,128}")
 access_log = logging.getLogger("access")
 # The headers of the request being handled (the scope's own list, not a copy): a call

@@ -52,9 +52,11 @@ def install_service_defaults(
     traces when OTEL_EXPORTER_OTLP_ENDPOINT is set (or `tracing` is given, in tests)."""
     install_problem_handlers(app)
     # Imported here: the gateway imports this module (PROBLEM_SCHEMA) and has no database.
+    from shop_common.abandon import AbandonGuard, refuse_abandoned_commits
     from shop_common.database import install_database_error_handler
 
     install_database_error_handler(app)
+    refuse_abandoned_commits()
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     # Added innermost first: a request meets them in the reverse order.
     app.add_middleware(JsonBodyGuard, max_bytes=settings.max_body_bytes, exempt_paths=frozenset())
@@ -62,6 +64,8 @@ def install_service_defaults(
     app.add_middleware(MetricsMiddleware)
     _install_tracing(app, settings, tracing)
     app.add_middleware(RequestContextMiddleware)
+    # Outside the guards that read the body, so it sees the server's own receive().
+    app.add_middleware(AbandonGuard)
     app.add_middleware(CloseWhileDraining)
     _add_problem_schema(app)
 

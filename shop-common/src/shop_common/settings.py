@@ -36,10 +36,26 @@ class ServiceSettings(BaseSettings):
     # them all busy waits for one rather than opening more: opening one costs far more
     # than the wait (docs/decisions/database-pool.md).
     database_pool_size: int = Field(default=16, ge=1, le=500)
+    # Time budgets, nested inside the gateway's UPSTREAM_TIMEOUT (10 s): a request waits
+    # at most pool_timeout for a connection, then 503; PostgreSQL cancels a statement
+    # past statement_timeout and a lock wait past lock_timeout (rolled back, 503), so
+    # work the gateway gave up on is never committed later (README "Production settings").
+    database_pool_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
+    database_statement_timeout_seconds: float = Field(default=5.0, gt=0, le=600)
+    database_lock_timeout_seconds: float = Field(default=3.0, gt=0, le=600)
+    database_connect_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
+    # Behind PgBouncer in transaction pooling mode: asyncpg's statement caches off and
+    # the timeouts left to the database role (README Deploy).
+    database_pgbouncer: bool = False
 
     # OpenTelemetry traces go over OTLP/HTTP to this collector (its /v1/traces); unset:
     # no tracing at all, opentelemetry is not even imported.
     otel_exporter_otlp_endpoint: str | None = None
+
+    # NATS server(s) with JetStream for events, comma-separated (shop_common.events);
+    # make run starts one on 127.0.0.1:5004 and sets it. Unset: no event runtime runs, and
+    # events wait in the service's outbox.
+    nats_url: str | None = None
 
     # Credential key pairs, one per minter (the gateway, and each service that calls
     # another): CREDENTIAL_KEYS_DIR/<name>/{private,public}.pem, the gateway's under

@@ -38,11 +38,6 @@ def start_draining() -> None:
         _drain["since"] = time.monotonic()
 
 
-def reset_draining() -> None:
-    """For tests that drain in-process and go on afterwards."""
-    _drain["since"] = None
-
-
 class DrainingServer(uvicorn.Server):
     """uvicorn's Server with a drain period between the stop signal and the shutdown."""
 

@@ -38,10 +38,6 @@ def random_sku() -> str:
     return f"SKU-{secrets.token_hex(6).upper()}"
 
 
-def random_user_id() -> str:
-    return str(uuid.uuid4())
-
-
 # Test-only: names the caller of one request; GatewayKeys.auth() replaces it with a
 # credential minted for that very request (method, path, query, X-Request-ID).
 TEST_CALLER_HEADER = "x-test-caller"

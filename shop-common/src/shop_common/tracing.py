@@ -60,6 +60,22 @@ class Tracing:
         finally:
             _request_tracer.reset(token)
 
+    @contextlib.contextmanager
+    def message_span(
+        self, name: str, kind: SpanKind, traceparent: str | None
+    ) -> Iterator[tuple[Span, str | None]]:
+        """A span for publishing or handling an event, child of the event's traceparent;
+        yields it with its own traceparent (to put on the message). SQL inside is traced."""
+        parent = _PROPAGATOR.extract({"traceparent": traceparent} if traceparent else {})
+        token = _request_tracer.set(self.tracer)
+        try:
+            with self.tracer.start_as_current_span(name, context=parent, kind=kind) as span:
+                carrier: dict[str, str] = {}
+                _PROPAGATOR.inject(carrier)
+                yield span, carrier.get("traceparent")
+        finally:
+            _request_tracer.reset(token)
+
     @staticmethod
     def finish(span: Span, method: str, route: str | None, status: int) -> None:
         """Name the span by route template (never the raw path) and record the status."""

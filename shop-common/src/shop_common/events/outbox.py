@@ -1,0 +1,111 @@
+"""Recording an event: a row in the caller's transaction, and a wake-up for the relay.
+
+The row commits or rolls back with the change it describes, so an event is published if
+and only if its change is durable. After a commit that recorded events, every relay in
+this process is woken at once; relays in other processes find the rows on their next poll.
+"""
+
+from __future__ import annotations
+
+import sys
+import uuid
+import weakref
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import MetaData, Table, event, insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from shop_common.events.envelope import Event, dump_json
+from shop_common.events.tables import DEFAULT_OUTBOX_TABLE, outbox_table
+
+_PENDING_KEY = "shop_events_pending"
+# Table objects for inserting into a service's outbox (the same schema under its name).
+_TABLES: dict[str, Table] = {}
+
+
+class Wakeable(Protocol):
+    """Something to wake after a commit that recorded events (a relay)."""
+
+    def wake(self) -> None: ...
+
+
+_WAKERS: weakref.WeakSet[Wakeable] = weakref.WeakSet()
+
+
+def register_waker(waker: Wakeable) -> None:
+    _WAKERS.add(waker)
+
+
+def _table(name: str) -> Table:
+    if name not in _TABLES:
+        _TABLES[name] = outbox_table(MetaData(), name)
+    return _TABLES[name]
+
+
+def current_traceparent() -> str | None:
+    """The W3C traceparent of the current span, if this process traces at all."""
+    if "opentelemetry.trace" not in sys.modules:
+        return None  # tracing is off: opentelemetry is never imported (memory, start time)
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    carrier: dict[str, str] = {}
+    TraceContextTextMapPropagator().inject(carrier)
+    return carrier.get("traceparent")
+
+
+async def record_event(
+    session: AsyncSession,
+    *,
+    source: str,
+    subject: str,
+    type: str,
+    data: Mapping[str, Any],
+    event_id: uuid.UUID | None = None,
+    occurred_at: datetime | None = None,
+    table: str = DEFAULT_OUTBOX_TABLE,
+) -> Event:
+    """Add the event to the outbox in `session`'s transaction; it is published after commit.
+
+    Nothing is sent now: if the transaction rolls back, the event never existed.
+    """
+    fields: dict[str, Any] = {}
+    if event_id is not None:
+        fields["id"] = event_id
+    if occurred_at is not None:
+        fields["occurred_at"] = occurred_at
+    recorded = Event(
+        type=type,
+        source=source,
+        subject=subject,
+        data=data,
+        traceparent=current_traceparent(),
+        **fields,
+    )
+    await session.execute(
+        insert(_table(table)).values(
+            id=str(recorded.id),
+            type=recorded.type,
+            source=recorded.source,
+            subject=recorded.subject,
+            occurred_at=recorded.occurred_at,
+            data=dump_json(recorded.data).decode(),
+            traceparent=recorded.traceparent,
+        )
+    )
+    session.info[_PENDING_KEY] = True
+    return recorded
+
+
+@event.listens_for(Session, "after_commit")
+def _wake_relays(session: Session) -> None:
+    if session.info.pop(_PENDING_KEY, False):
+        for waker in list(_WAKERS):
+            waker.wake()
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_pending(session: Session) -> None:
+    session.info.pop(_PENDING_KEY, None)
