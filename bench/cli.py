@@ -101,17 +101,16 @@ async def prepare(system: System, options: Options, cores: int) -> Context:
         say(f"seeded {options.catalog:,} products ({time.monotonic() - started:.1f} s)")
         credentials = seed.Credentials(system.gateway_key) if system.gateway_key else None
         direct = system.product_url if credentials is not None else None
-        async with httpx.AsyncClient(base_url=direct or system.gateway_url, timeout=60) as lister:
+        auth = credentials.auth() if credentials is not None else None
+        async with httpx.AsyncClient(
+            base_url=direct or system.gateway_url, timeout=60, auth=auth
+        ) as lister:
             if system.product_database_url:
                 ids = await seed.sample_ids_sql(system.product_database_url, 1000)
             else:
-                ids = await seed.sample_ids(
-                    lister, credentials.headers() if credentials else {}, 1000
-                )
+                ids = await seed.sample_ids(lister, 1000)
             started = time.monotonic()
-            cursor, row = await seed.deep_cursor(
-                lister, credentials if direct else None, options.catalog
-            )
+            cursor, row = await seed.deep_cursor(lister, options.catalog)
         say(f"deep cursor at row {row:,} ({time.monotonic() - started:.1f} s)")
     return Context(
         gateway_url=system.gateway_url,

@@ -19,7 +19,7 @@ from urllib.parse import urlencode
 
 from bench import seed
 from bench.procs import CpuSample, cores_used, postgres_backends, sample_cpu
-from bench.wrk import Load, WrkResult, create_script, rotate_script, run_wrk
+from bench.wrk import Load, WrkResult, create_script, once_script, rotate_script, run_wrk
 
 CONNECTIONS = 32
 LIST_LIMIT = "20"
@@ -62,15 +62,15 @@ def _get_product(context: Context, duration: float) -> Load:
 
 def _get_product_direct(context: Context, duration: float) -> Load:
     assert context.product_url is not None and context.credentials is not None
-    targets: list[tuple[str, str | None]] = [(f"/products/{id_}", None) for id_ in context.ids]
-    # Minted for this run: it lives 60 s, a run is at most 50 s.
-    credential = f"X-Gateway-Credential: {context.credentials.fresh()}"
-    return Load(
-        context.product_url,
-        duration,
-        headers=(credential,),
-        script=rotate_script("GET", targets),
-    )
+    # One credential per request (bound to its path and request id), minted beforehand.
+    count = int(duration * context.credentials.DIRECT_RATE_CAP) + 1
+    rows = []
+    for n in range(count):
+        path = f"/products/{context.ids[n % len(context.ids)]}"
+        request_id = f"bench-{context.run_tag}-{n}"
+        rows.append((path, request_id, context.credentials.mint("GET", path, request_id)))
+    threads = Load.threads
+    return Load(context.product_url, duration, script=once_script(rows), args=(str(threads),))
 
 
 def _list(query: dict[str, str]) -> Callable[[Context, float], Load]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+import uuid
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench.console import BenchError, say
-from shop_common.credential import CREDENTIAL_HEADER, Caller, CredentialSigner
+from shop_common.credential import CREDENTIAL_HEADER, Caller, CredentialSigner, RequestBinding
 from shop_common.keys import load_private_key
 
 WORDS = (
@@ -58,30 +60,40 @@ class User:
 
 
 class Credentials:
-    """Gateway credentials for direct calls, as only the gateway (and the bench) can mint."""
+    """Gateway credentials for direct calls, as only the gateway (and the bench) can mint:
+    one per request, bound to its method, path, query and request id."""
 
-    LIFETIME_S = 60
+    # The direct run sends at most this many requests per second of its duration: each
+    # needs its own credential, minted before wrk starts (wrk cannot sign).
+    DIRECT_RATE_CAP = 6000
 
     def __init__(self, private_key: Path) -> None:
-        self._key = load_private_key(private_key)
-        self._token = ""
-        self._minted = 0.0
+        self._signer = CredentialSigner(load_private_key(private_key), lifetime=60)
 
-    def fresh(self) -> str:
-        """A credential valid for at least 50 more seconds: mint one per round."""
-        # A signer of its own each time: the signer reuses what it minted before.
-        self._token = CredentialSigner(self._key, lifetime=self.LIFETIME_S).mint(
+    def mint(self, method: str, target: str, request_id: str) -> str:
+        return self._signer.mint(
             audience="product-service",
             caller=Caller(user_id=None, role=None),
+            request=RequestBinding.of_target(method, target, request_id),
         )
-        self._minted = time.monotonic()
-        return self._token
 
-    def current(self) -> str:
-        return self._token if time.monotonic() - self._minted < 30 else self.fresh()
+    def auth(self) -> httpx.Auth:
+        """For an httpx client calling product-service directly."""
+        return _PerRequest(self)
 
-    def headers(self) -> dict[str, str]:
-        return {CREDENTIAL_HEADER: self.current()}
+
+class _PerRequest(httpx.Auth):
+    def __init__(self, credentials: Credentials) -> None:
+        self._credentials = credentials
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request_id = uuid.uuid4().hex
+        target = request.url.raw_path.decode("ascii")
+        request.headers["x-request-id"] = request_id
+        request.headers[CREDENTIAL_HEADER] = self._credentials.mint(
+            request.method, target, request_id
+        )
+        yield request
 
 
 async def register_users(client: httpx.AsyncClient, count: int) -> list[User]:
@@ -162,13 +174,13 @@ async def sample_ids_sql(database_url: str, count: int) -> list[str]:
         await engine.dispose()
 
 
-async def sample_ids(client: httpx.AsyncClient, headers: dict[str, str], count: int) -> list[str]:
+async def sample_ids(client: httpx.AsyncClient, count: int) -> list[str]:
     """Without database access: the ids of the newest products."""
     ids: list[str] = []
     cursor: str | None = None
     while len(ids) < count:
         params = {"limit": str(PAGE), **({"cursor": cursor} if cursor else {})}
-        answer = await client.get("/products", params=params, headers=headers)
+        answer = await client.get("/products", params=params)
         _expect(answer, 200, "list products")
         page = answer.json()
         ids += [item["id"] for item in page["items"]]
@@ -178,9 +190,7 @@ async def sample_ids(client: httpx.AsyncClient, headers: dict[str, str], count: 
     return ids[:count]
 
 
-async def deep_cursor(
-    client: httpx.AsyncClient, credentials: Credentials | None, rows: int
-) -> tuple[str, int]:
+async def deep_cursor(client: httpx.AsyncClient, rows: int) -> tuple[str, int]:
     """Follow next_cursor (100 rows a page) to about 90 % of `rows`; that cursor and its row."""
     target = max(int(rows * 0.9), PAGE)
     cursor: str | None = None
@@ -188,8 +198,7 @@ async def deep_cursor(
     started = time.monotonic()
     while seen < target:
         params = {"limit": str(PAGE), **({"cursor": cursor} if cursor else {})}
-        headers = credentials.headers() if credentials else {}
-        answer = await client.get("/products", params=params, headers=headers)
+        answer = await client.get("/products", params=params)
         _expect(answer, 200, "walk the catalog")
         page = answer.json()
         if page["next_cursor"] is None:

@@ -101,6 +101,12 @@ def rotate_script(method: str, targets: list[tuple[str, str | None]]) -> str:
     return preamble + (LUA_DIR / "rotate.lua").read_text()
 
 
+def once_script(rows: list[tuple[str, str, str]]) -> str:
+    """Lua that GETs each (path, request id, credential) row once, split over the threads."""
+    body = ",\n".join("{" + ", ".join(lua_string(value) for value in row) + "}" for row in rows)
+    return f"requests_once = {{\n{body}\n}}\n" + (LUA_DIR / "once.lua").read_text()
+
+
 def create_script() -> str:
     return (LUA_DIR / "create.lua").read_text()
 

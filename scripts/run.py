@@ -253,10 +253,17 @@ def _nats_binary() -> Path:
     return Path(found)
 
 
-def _ensure_gateway_keys(data_dir: Path) -> None:
-    private = _setting("gateway_private_key_file") or data_dir / "keys" / "gateway" / "private.pem"
-    public = _setting("gateway_public_key_file") or data_dir / "keys" / "gateway" / "public.pem"
+def _ensure_credential_keys(data_dir: Path) -> None:
+    """A credential key pair for the gateway and for each service (the one it signs its
+    calls to other services with), under CREDENTIAL_KEYS_DIR (default DATA_DIR/keys)."""
+    keys_dir = Path(_setting("credential_keys_dir") or data_dir / "keys")
+    private = _setting("gateway_private_key_file") or keys_dir / "gateway" / "private.pem"
+    public = _setting("gateway_public_key_file") or keys_dir / "gateway" / "public.pem"
     ensure_ed25519_keypair(Path(private), Path(public))
+    for service in DATABASES:
+        ensure_ed25519_keypair(
+            keys_dir / service / "private.pem", keys_dir / service / "public.pem"
+        )
 
 
 async def _schema_at_head(service: str) -> bool:
@@ -358,7 +365,7 @@ def _prepare_data_dir() -> Path:
 
 
 async def main() -> int:
-    _ensure_gateway_keys(_prepare_data_dir())
+    _ensure_credential_keys(_prepare_data_dir())
     url = _gateway_url()
 
     stop = asyncio.Event()

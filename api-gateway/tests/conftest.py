@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from api_gateway.config import Settings
 from api_gateway.main import Gateway, create_app
+from shop_common.credential import RequestBinding
 
 
 @pytest.fixture(scope="session")
@@ -53,6 +54,12 @@ class Recorded:
     def header(self, name: str) -> str | None:
         values = [value for key, value in self.headers if key == name]
         return values[0] if values else None
+
+    @property
+    def binding(self) -> RequestBinding:
+        """The request as the upstream received it, which its credential must be for."""
+        request_id = self.header("x-request-id") or ""
+        return RequestBinding(self.method, self.raw_path.decode("latin-1"), self.query, request_id)
 
     def credential_claims(self) -> dict[str, Any]:
         """The gateway credential's claims (the gateway's own tests check its signature)."""

@@ -17,7 +17,6 @@ from fastapi import FastAPI
 from auth_service.config import Settings
 from auth_service.db import migrate_database
 from auth_service.main import create_app
-from shop_common.credential import CREDENTIAL_HEADER
 from shop_common.testing import (
     GatewayKeys,
     fresh_postgres_database,
@@ -88,14 +87,14 @@ def make_settings(tmp_path: Path, database_url: str) -> Callable[..., Settings]:
 
 
 class AnonymousGateway(httpx.Auth):
-    """Adds a fresh anonymous gateway credential to requests that carry none."""
+    """Mints each request's gateway credential, as the gateway would (anonymous by default)."""
 
     def __init__(self, gateway: GatewayKeys) -> None:
         self.gateway = gateway
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        if CREDENTIAL_HEADER not in request.headers:
-            request.headers.update(self.gateway.headers(AUDIENCE))
+        # A credential for this very request: the caller its headers name, else anonymous.
+        self.gateway.sign(request, AUDIENCE)
         yield request
 
 

@@ -25,6 +25,10 @@ from pathlib import Path
 from typing import Any
 
 REQUIRED = ("AUTH_DATABASE_URL", "PRODUCT_DATABASE_URL", "REDIS_URL")
+# Services that call another service sign those calls with a key pair of their own:
+# `<name>-credential-key` (private.pem, public.pem) for the caller's pods, mounted at
+# /data/keys/<name>; `<name>-public-key` (public.pem) for the pods it calls, same path.
+CALLING_SERVICES = ("order-service",)
 
 
 def secret(name: str, data: dict[str, bytes], namespace: str | None) -> dict[str, Any]:
@@ -75,6 +79,9 @@ def init(namespace: str | None) -> list[dict[str, Any]]:
         gateway = root / "gateway"
         env = _command_env(auth_keys)
         _run("shop_common.keys", str(gateway / "private.pem"), str(gateway / "public.pem"), env=env)
+        for service in CALLING_SERVICES:
+            pair = root / service
+            _run("shop_common.keys", str(pair / "private.pem"), str(pair / "public.pem"), env=env)
         _run("auth_service", "keys", "init", env=env)
         public = (gateway / "public.pem").read_bytes()
         secrets = [
@@ -92,6 +99,17 @@ def init(namespace: str | None) -> list[dict[str, Any]]:
             ),
             secret("gateway-public-key", {"public.pem": public}, namespace),
         ]
+        for service in CALLING_SERVICES:
+            private = (root / service / "private.pem").read_bytes()
+            service_public = (root / service / "public.pem").read_bytes()
+            secrets += [
+                secret(
+                    f"{service}-credential-key",
+                    {"private.pem": private, "public.pem": service_public},
+                    namespace,
+                ),
+                secret(f"{service}-public-key", {"public.pem": service_public}, namespace),
+            ]
     admin = {name: os.environ.get(name, "") for name in ("ADMIN_EMAIL", "ADMIN_PASSWORD")}
     if all(admin.values()):
         data = {name: value.encode() for name, value in admin.items()}

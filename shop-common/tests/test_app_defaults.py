@@ -50,7 +50,9 @@ async def client(tmp_path: Path, keys: GatewayKeys) -> AsyncIterator[httpx.Async
     app.include_router(router)
     verifier = CredentialVerifier(load_public_key(settings.gateway_public_key_path), "svc")
     install_service_defaults(app, settings=settings, verifier=verifier)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t") as c:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app), base_url="http://t", auth=keys.auth()
+    ) as c:
         yield c
 
 

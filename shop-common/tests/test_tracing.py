@@ -58,7 +58,9 @@ async def client(
     verifier = CredentialVerifier(load_public_key(settings.gateway_public_key_path), "svc")
     install_service_defaults(app, settings=settings, verifier=verifier, tracing=Tracing(provider))
     try:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t") as c:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app), base_url="http://t", auth=keys.auth()
+        ) as c:
             yield c
     finally:
         await engine.dispose()

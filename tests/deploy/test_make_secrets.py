@@ -66,13 +66,23 @@ def test_init_output_is_valid_kubernetes(created: dict[str, dict[str, Any]]) -> 
         assert secret["metadata"]["namespace"] == "shop"
 
 
-def test_init_creates_key_pairs_that_belong_together(created: dict[str, dict[str, Any]]) -> None:
-    gateway = decoded(created["gateway-credential-key"])
-    public = decoded(created["gateway-public-key"])["public.pem"]
-    assert gateway["public.pem"] == public
-    private = serialization.load_pem_private_key(gateway["private.pem"], password=None)
+@pytest.mark.parametrize("minter", ["gateway", "order-service"])
+def test_init_creates_credential_key_pairs_that_belong_together(
+    created: dict[str, dict[str, Any]], minter: str
+) -> None:
+    pair = decoded(created[f"{minter}-credential-key"])
+    public = decoded(created[f"{minter}-public-key"])["public.pem"]
+    assert pair["public.pem"] == public
+    private = serialization.load_pem_private_key(pair["private.pem"], password=None)
     assert isinstance(private, Ed25519PrivateKey)
     assert private.public_key() == serialization.load_pem_public_key(public)
+    others = {
+        decoded(created[f"{m}-public-key"])["public.pem"] for m in ("gateway", "order-service")
+    }
+    assert len(others) == 2  # each minter its own pair
+
+
+def test_init_creates_key_pairs_that_belong_together(created: dict[str, dict[str, Any]]) -> None:
     signing = decoded(created["auth-signing-keys"])
     assert len(signing) == 1
     ((kid, pem),) = signing.items()

@@ -36,10 +36,27 @@ pytestmark = pytest.mark.e2e
 
 
 def credential(
-    key: Ed25519PrivateKey, audience: str, *, lifetime: int = 30, age: int = 0, **claims: Any
+    key: Ed25519PrivateKey,
+    audience: str,
+    *,
+    lifetime: int = 30,
+    age: int = 0,
+    bound_to: tuple[str, str, str] = ("GET", "/products", "rid"),
+    **claims: Any,
 ) -> str:
+    """Minted as the gateway does, for the request `bound_to` (method, path, request id)."""
     now = int(time.time()) - age
-    payload = {"iss": "api-gateway", "aud": audience, "iat": now, "exp": now + lifetime}
+    method, path, request_id = bound_to
+    payload = {
+        "iss": "api-gateway",
+        "aud": audience,
+        "iat": now,
+        "exp": now + lifetime,
+        "jti": uuid.uuid4().hex,
+        "htm": method,
+        "htu": path,
+        "rid": request_id,
+    }
     return jwt.encode({**payload, **claims}, key, algorithm="EdDSA")
 
 
@@ -169,23 +186,23 @@ def test_direct_calls_are_logged_as_security_events(shop: Shop, user_token: str)
         assert "direct_call_refused" in events, (service, events)
 
 
-def _forged_credentials(shop: Shop, audience: str, admin_id: str) -> dict[str, str]:
+def _forged_credentials(
+    shop: Shop, audience: str, admin_id: str, bound_to: tuple[str, str, str]
+) -> dict[str, str]:
+    """Each bound to the request it is sent with: refused for its own fault only."""
     real = gateway_key(shop)
     other = "product-service" if audience == "auth-service" else "auth-service"
+    admin: dict[str, Any] = {"sub": admin_id, "role": "ADMIN", "bound_to": bound_to}
     return {
-        "attackers-own-key": credential(
-            Ed25519PrivateKey.generate(), audience, sub=admin_id, role="ADMIN"
-        ),
-        "other-services-credential": credential(real, other, sub=admin_id, role="ADMIN"),
-        "expired": credential(real, audience, age=120, sub=admin_id, role="ADMIN"),
-        "lifetime-over-60-s": credential(real, audience, lifetime=3600, sub=admin_id, role="ADMIN"),
-        "wrong-issuer": credential(real, audience, iss="auth-service", sub=admin_id, role="ADMIN"),
+        "attackers-own-key": credential(Ed25519PrivateKey.generate(), audience, **admin),
+        "other-services-credential": credential(real, other, **admin),
+        "expired": credential(real, audience, age=120, **admin),
+        "lifetime-over-60-s": credential(real, audience, lifetime=3600, **admin),
+        "wrong-issuer": credential(real, audience, iss="auth-service", **admin),
+        "a-service-as-issuer": credential(real, audience, iss="order-service", **admin),
         "alg-none": with_signature(
             {"alg": "none", "typ": "JWT"},
-            jwt.decode(
-                credential(real, audience, sub=admin_id, role="ADMIN"),
-                options={"verify_signature": False},
-            ),
+            jwt.decode(credential(real, audience, **admin), options={"verify_signature": False}),
             "",
         ),
     }
@@ -197,6 +214,7 @@ FORGERIES = [
     "expired",
     "lifetime-over-60-s",
     "wrong-issuer",
+    "a-service-as-issuer",
     "alg-none",
 ]
 
@@ -208,14 +226,17 @@ def test_direct_calls_with_a_forged_gateway_credential_are_refused(
     admin = admin_tokens(gateway)
     admin_id = gateway.get("/auth/me", headers=admin.headers).json()["id"]
     product = create_product(gateway, admin)
-    to_auth = _forged_credentials(shop, "auth-service", admin_id)[forgery]
-    to_product = _forged_credentials(shop, "product-service", admin_id)[forgery]
+    path = f"/products/{product['id']}"
+    to_auth = _forged_credentials(shop, "auth-service", admin_id, ("GET", "/auth/users", "r1"))
+    to_product = _forged_credentials(shop, "product-service", admin_id, ("DELETE", path, "r2"))
     with _direct(shop, "auth") as client:
-        users = client.get("/auth/users", headers={"X-Gateway-Credential": to_auth})
+        users = client.get(
+            "/auth/users", headers={"X-Gateway-Credential": to_auth[forgery], "X-Request-ID": "r1"}
+        )
         assert users.status_code in (401, 403), users.text
     with _direct(shop, "product") as client:
         deleted = client.delete(
-            f"/products/{product['id']}", headers={"X-Gateway-Credential": to_product}
+            path, headers={"X-Gateway-Credential": to_product[forgery], "X-Request-ID": "r2"}
         )
         assert deleted.status_code in (401, 403), deleted.text
     assert gateway.get(f"/products/{product['id']}").status_code == 200
@@ -223,9 +244,45 @@ def test_direct_calls_with_a_forged_gateway_credential_are_refused(
 
 def test_control_a_credential_minted_with_the_gateways_key_is_accepted(shop: Shop) -> None:
     """Shows the forgeries above fail for their fault, not for a mistake of the test."""
+    request_id = str(uuid.uuid4())
+    fine = credential(
+        gateway_key(shop), "product-service", bound_to=("GET", "/products", request_id)
+    )
     with _direct(shop, "product") as client:
-        fine = credential(gateway_key(shop), "product-service", rid=str(uuid.uuid4()))
-        assert client.get("/products", headers={"X-Gateway-Credential": fine}).status_code == 200
+        headers = {"X-Gateway-Credential": fine, "X-Request-ID": request_id}
+        assert client.get("/products", headers=headers).status_code == 200
+
+
+def test_a_credential_captured_from_one_request_authorises_no_other(
+    shop: Shop, gateway: httpx.Client
+) -> None:
+    """The contract: a credential is bound to its request's method, path and request id,
+    and each is accepted once. A real admin's, captured from a GET, gets nothing else."""
+    admin = admin_tokens(gateway)
+    admin_id = gateway.get("/auth/me", headers=admin.headers).json()["id"]
+    product = create_product(gateway, admin)
+    path = f"/products/{product['id']}"
+    request_id = str(uuid.uuid4())
+    captured = credential(
+        gateway_key(shop),
+        "product-service",
+        sub=admin_id,
+        role="ADMIN",
+        bound_to=("GET", path, request_id),
+    )
+    headers = {"X-Gateway-Credential": captured, "X-Request-ID": request_id}
+    with _direct(shop, "product") as client:
+        patched = client.patch(
+            path, headers={**headers, "If-Match": "*"}, json={"name": "Captured"}
+        )
+        deleted = client.delete(path, headers=headers)
+        other_list = client.get("/products", headers=headers)
+        other_id = client.get(path, headers={**headers, "X-Request-ID": "another-id"})
+        assert (patched.status_code, deleted.status_code) == (401, 401)
+        assert (other_list.status_code, other_id.status_code) == (401, 401)
+        assert client.get(path, headers=headers).status_code == 200  # its own request, once
+        assert client.get(path, headers=headers).status_code == 401  # and never again
+    assert gateway.get(path).json()["name"] == product["name"]
 
 
 @pytest.mark.parametrize(

@@ -34,7 +34,7 @@ from api_gateway.revocation import MARGIN_SECONDS, RevocationFeed, RevokedSessio
 from api_gateway.router import Router
 from api_gateway.throttling import Throttling
 from api_gateway.upstream import Upstream, fetch
-from shop_common.credential import Caller, CredentialSigner
+from shop_common.credential import CREDENTIAL_HEADER, Caller, CredentialSigner, RequestBinding
 from shop_common.keys import ensure_ed25519_keypair, load_private_key
 
 if TYPE_CHECKING:
@@ -206,10 +206,11 @@ class Gateway:
         credential = self._signer.mint(
             audience=service.value,
             caller=Caller(user_id=None, role=None),
+            request=RequestBinding.of_target("GET", target.decode("ascii"), request_id),
         )
         headers = [
             (b"x-request-id", request_id.encode()),
-            (b"x-gateway-credential", credential.encode()),
+            (CREDENTIAL_HEADER.encode(), credential.encode()),
             (b"accept", b"application/json"),
         ]
         status, body = await fetch(

@@ -32,7 +32,7 @@ from api_gateway.metrics import RequestMetrics
 from api_gateway.policy import Service
 from api_gateway.responses import SECURITY_HEADER_NAMES, Exchange
 from api_gateway.upstream import Upstream
-from shop_common.credential import CREDENTIAL_HEADER, Caller, CredentialSigner
+from shop_common.credential import CREDENTIAL_HEADER, Caller, CredentialSigner, RequestBinding
 
 if TYPE_CHECKING:
     from shop_common.tracing import Tracing
@@ -114,17 +114,19 @@ class Proxy:
             out.append((b"x-forwarded-for", client.forwarded_for))
         if headers.host is not None:
             out.append((b"x-forwarded-host", headers.host))
-        credential = self._credential(service, identity, email_retry_after)
-        out.append((_CREDENTIAL, credential))
+        query = scope["query_string"]
+        target = path.encode("ascii") + (b"?" + query if query else b"")
+        head_only = scope["method"] == "HEAD"
+        method_name = "GET" if head_only else scope["method"]
+        method = method_name.encode("ascii")
+        # Bound to exactly what the service receives: the method sent, the path as the
+        # client sent it, the query, and the request id.
+        binding = RequestBinding(method_name, path, query, exchange.request_id)
+        out.append((_CREDENTIAL, self._credential(service, identity, email_retry_after, binding)))
         if self._tracing is not None:
             # The client's traceparent, if any, is the parent of our span; the service's
             # parent is our span.
             self._tracing.inject(out)
-
-        query = scope["query_string"]
-        target = path.encode("ascii") + (b"?" + query if query else b"")
-        head_only = scope["method"] == "HEAD"
-        method = b"GET" if head_only else scope["method"].encode("ascii")
         upstream = self._upstreams[service]
         sent_at = time.perf_counter()
         try:
@@ -163,6 +165,7 @@ class Proxy:
         service: Service,
         identity: Identity | None,
         email_retry_after: int | None,
+        binding: RequestBinding,
     ) -> bytes:
         if identity is None:
             caller = Caller(None, None, email_retry_after=email_retry_after)
@@ -173,7 +176,8 @@ class Proxy:
                 session_id=identity.session_id,
                 email_retry_after=email_retry_after,
             )
-        return self._signer.mint(audience=service.value, caller=caller).encode("ascii")
+        token = self._signer.mint(audience=service.value, caller=caller, request=binding)
+        return token.encode("ascii")
 
     def _check_still_valid(self, identity: Identity) -> None:
         """The token was checked when the head arrived; the body may have taken seconds."""

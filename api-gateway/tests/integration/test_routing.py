@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from shop_common.credential import CREDENTIAL_HEADER, CredentialVerifier
+from shop_common.credential import CREDENTIAL_HEADER, CredentialVerifier, InvalidCredential
 from shop_common.keys import load_public_key
 
 pytestmark = pytest.mark.anyio
@@ -121,7 +121,7 @@ def credential_of(request, gateway, audience: str):
     verifier = CredentialVerifier(
         load_public_key(gateway.settings.gateway_public_key_path), audience
     )
-    return verifier.verify(request.header(CREDENTIAL_HEADER))
+    return verifier.verify(request.header(CREDENTIAL_HEADER), request.binding)
 
 
 async def test_the_upstream_receives_a_credential_for_the_caller(
@@ -150,8 +150,39 @@ async def test_anonymous_calls_carry_an_anonymous_credential_for_that_service(
     caller = credential_of(request, gateway, "auth-service")
     assert (caller.user_id, caller.role) == (None, None)
     assert request.header("x-request-id") == response.headers["x-request-id"]
-    with pytest.raises(Exception, match="Audience"):
+    with pytest.raises(Exception, match="another service"):
         credential_of(request, gateway, "product-service")
+
+
+async def test_each_forwarded_request_carries_a_credential_bound_to_it(
+    client, gateway, product_upstream, tokens
+) -> None:
+    """Never reused: the same caller's GET, HEAD (sent as GET) and PATCH each get their
+    own, for their method, path, query and request id (docs/decisions/0002)."""
+    headers = tokens.bearer(role="USER")
+    await client.get(f"/products/{ID}?a=1", headers=headers)
+    await client.get(f"/products/{ID}?a=1", headers=headers)
+    await client.head(f"/products/{ID}", headers=headers)
+    await client.patch(f"/products/{ID}", headers=headers, json={"name": "x"})
+    forwarded = product_upstream.forwarded
+    assert [r.method for r in forwarded] == ["GET", "GET", "GET", "PATCH"]
+    tokens_sent = [r.header(CREDENTIAL_HEADER) for r in forwarded]
+    assert len(set(tokens_sent)) == 4
+    for request in forwarded:
+        claims = request.credential_claims()
+        assert claims["exp"] - claims["iat"] <= 60
+        assert (claims["htm"], claims["htu"], claims["rid"]) == (
+            request.method,
+            request.raw_path.decode(),
+            request.header("x-request-id"),
+        )
+        assert credential_of(request, gateway, "product-service").user_id is not None
+    get, patch = forwarded[0], forwarded[3]
+    with pytest.raises(InvalidCredential, match="method"):
+        verifier = CredentialVerifier(
+            load_public_key(gateway.settings.gateway_public_key_path), "product-service"
+        )
+        verifier.verify(get.header(CREDENTIAL_HEADER), patch.binding)
 
 
 async def test_client_identity_headers_never_reach_the_upstream(

@@ -24,10 +24,10 @@ from auth_service.router import internal_router, router
 from auth_service.service import AuthService
 from auth_service.signing_keys import KeyRing, ensure_key
 from auth_service.tokens import TokenIssuer
+from shop_common.callers import credential_verifier
 from shop_common.credential import CredentialVerifier
 from shop_common.database import create_engine, engine_options, schema_state
 from shop_common.health import health_router
-from shop_common.keys import load_public_key
 from shop_common.service_app import install_service_defaults
 
 if TYPE_CHECKING:
@@ -69,11 +69,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def _gateway_verifier(settings: Settings) -> CredentialVerifier:
-    path = settings.gateway_public_key_path
     try:
-        return CredentialVerifier(load_public_key(path), audience=SERVICE_NAME)
+        return credential_verifier(settings, audience=SERVICE_NAME)
     except (OSError, ValueError) as exc:
-        raise StartupError(f"cannot read the gateway's public key {path}: {exc}") from None
+        raise StartupError(str(exc)) from None
 
 
 def _load_keyring(settings: Settings) -> KeyRing:

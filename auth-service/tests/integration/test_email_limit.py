@@ -2,15 +2,14 @@
 
 import pytest
 
-from shop_common.credential import CREDENTIAL_HEADER, Caller
 from shop_common.testing import random_email
 
 pytestmark = pytest.mark.anyio
 
 
 def limited(api, retry_after: int = 42) -> dict[str, str]:
-    caller = Caller(user_id=None, role=None, email_retry_after=retry_after)
-    return {CREDENTIAL_HEADER: api.gateway.signer.mint(audience="auth-service", caller=caller)}
+    headers: dict[str, str] = api.gateway.headers("auth-service", email_retry_after=retry_after)
+    return headers
 
 
 async def test_login_with_an_exhausted_email_limit_is_429_even_with_the_right_password(api):

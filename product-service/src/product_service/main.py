@@ -12,10 +12,9 @@ from product_service.config import SERVICE_NAME, Settings
 from product_service.db import MIGRATIONS_DIR, VERSION_TABLE, create_sessionmaker
 from product_service.fast_read import ProductFastRead
 from product_service.router import router
-from shop_common.credential import CredentialVerifier
+from shop_common.callers import credential_verifier
 from shop_common.database import create_engine, engine_options, schema_state
 from shop_common.health import health_router
-from shop_common.keys import load_public_key
 from shop_common.problems import problem_response
 from shop_common.service_app import install_service_defaults
 
@@ -24,7 +23,7 @@ _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    verifier = CredentialVerifier(load_public_key(settings.gateway_public_key_path), SERVICE_NAME)
+    verifier = credential_verifier(settings, audience=SERVICE_NAME)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -79,5 +79,7 @@ async def running_shop(url: str, keys: GatewayKeys, data_dir: Path) -> AsyncIter
     app = create_app(Settings(data_dir=data_dir, product_database_url=url, shop_testing=True))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://product") as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://product", auth=keys.auth()
+        ) as client:
             yield Shop(client=client, keys=keys, app=app)

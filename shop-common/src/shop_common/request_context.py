@@ -6,6 +6,7 @@ import logging
 import re
 import time
 import uuid
+from contextvars import ContextVar
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -14,6 +15,11 @@ from shop_common.logging import request_id_var, user_id_var
 
 _SANE_REQUEST_ID = re.compile(rb"[\x21-\x7e]{1,128}")
 access_log = logging.getLogger("access")
+# The headers of the request being handled (the scope's own list, not a copy): a call
+# to another service passes its traceparent on (shop_common.service_client).
+request_headers_var: ContextVar[list[tuple[bytes, bytes]] | None] = ContextVar(
+    "request_headers", default=None
+)
 
 
 def sane_request_id(value: bytes | None) -> str:
@@ -44,6 +50,7 @@ class RequestContextMiddleware:
         scope.setdefault("state", {})["request_id"] = request_id
         token = request_id_var.set(request_id)
         user_token = user_id_var.set(None)
+        headers_token = request_headers_var.set(scope["headers"])
         started = time.perf_counter()
         status = 500
         encoded_id = request_id.encode("ascii")
@@ -63,6 +70,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             _log_request(scope, status, started)
+            request_headers_var.reset(headers_token)
             user_id_var.reset(user_token)
             request_id_var.reset(token)
 

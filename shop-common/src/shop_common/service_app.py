@@ -60,7 +60,7 @@ def install_service_defaults(
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     # Added innermost first: a request meets them in the reverse order.
     app.add_middleware(JsonBodyGuard, max_bytes=settings.max_body_bytes, exempt_paths=frozenset())
-    app.add_middleware(GatewayGuard, verifier=verifier)
+    app.add_middleware(GatewayGuard, verifier=verifier, routes=app.router.routes)
     app.add_middleware(MetricsMiddleware)
     _install_tracing(app, settings, tracing)
     app.add_middleware(RequestContextMiddleware)

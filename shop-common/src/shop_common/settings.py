@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shop_common.credential import GATEWAY
+
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 
@@ -55,14 +57,33 @@ class ServiceSettings(BaseSettings):
     # events wait in the service's outbox.
     nats_url: str | None = None
 
-    # The gateway's credential key pair; make run creates it under DATA_DIR.
+    # Credential key pairs, one per minter (the gateway, and each service that calls
+    # another): CREDENTIAL_KEYS_DIR/<name>/{private,public}.pem, the gateway's under
+    # "gateway/" unless GATEWAY_*_KEY_FILE name them. make run creates them under DATA_DIR.
+    credential_keys_dir: Path | None = None
     gateway_private_key_file: Path | None = None
     gateway_public_key_file: Path | None = None
 
     @property
     def gateway_private_key_path(self) -> Path:
-        return self.gateway_private_key_file or self.data_dir / "keys" / "gateway" / "private.pem"
+        return self.gateway_private_key_file or self.credential_key_dir(GATEWAY) / "private.pem"
 
     @property
     def gateway_public_key_path(self) -> Path:
-        return self.gateway_public_key_file or self.data_dir / "keys" / "gateway" / "public.pem"
+        return self.gateway_public_key_file or self.credential_key_dir(GATEWAY) / "public.pem"
+
+    def credential_key_dir(self, minter: str) -> Path:
+        root = self.credential_keys_dir or self.data_dir / "keys"
+        return root / ("gateway" if minter == GATEWAY else minter)
+
+    def credential_private_key_path(self, minter: str) -> Path:
+        """The private key `minter` signs its credentials with."""
+        if minter == GATEWAY:
+            return self.gateway_private_key_path
+        return self.credential_key_dir(minter) / "private.pem"
+
+    def credential_public_key_path(self, minter: str) -> Path:
+        """The public key that checks `minter`'s credentials."""
+        if minter == GATEWAY:
+            return self.gateway_public_key_path
+        return self.credential_key_dir(minter) / "public.pem"

@@ -7,17 +7,26 @@ import os
 import secrets
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Generator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from shop_common.credential import CREDENTIAL_HEADER, Caller, CredentialSigner, Role
+from shop_common.credential import (
+    CREDENTIAL_HEADER,
+    Caller,
+    CredentialSigner,
+    RequestBinding,
+    Role,
+)
 from shop_common.keys import private_pem, public_pem
 
 
@@ -27,6 +36,11 @@ def random_email() -> str:
 
 def random_sku() -> str:
     return f"SKU-{secrets.token_hex(6).upper()}"
+
+
+# Test-only: names the caller of one request; GatewayKeys.auth() replaces it with a
+# credential minted for that very request (method, path, query, X-Request-ID).
+TEST_CALLER_HEADER = "x-test-caller"
 
 
 @dataclass
@@ -43,13 +57,59 @@ class GatewayKeys:
         user_id: str | None = None,
         role: Role | None = None,
         session_id: str | None = None,
+        email_retry_after: int | None = None,
     ) -> dict[str, str]:
+        """Headers naming the caller; a client with `auth=keys.auth()` mints its credential."""
+        spec = {
+            "aud": audience,
+            "sub": user_id,
+            "role": role if user_id else None,
+            "sid": session_id,
+            "era": email_retry_after,
+        }
+        return {TEST_CALLER_HEADER: json.dumps(spec)}
+
+    def auth(self, default_audience: str | None = None) -> httpx.Auth:
+        """Mints, per request, the credential its TEST_CALLER_HEADER asks for (or an
+        anonymous one for `default_audience` when the request names no caller)."""
+        return _MintPerRequest(self, default_audience)
+
+    def sign(self, request: httpx.Request, default_audience: str | None = None) -> None:
+        spec_text = request.headers.pop(TEST_CALLER_HEADER, None)
+        spec: dict[str, Any]
+        if spec_text is None:
+            if default_audience is None or CREDENTIAL_HEADER in request.headers:
+                return
+            spec = {"aud": default_audience}
+        else:
+            spec = json.loads(spec_text)
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        request.headers["x-request-id"] = request_id
         caller = Caller(
-            user_id=user_id,
-            role=role if user_id else None,
-            session_id=session_id,
+            user_id=spec.get("sub"),
+            role=spec.get("role"),
+            session_id=spec.get("sid"),
+            email_retry_after=spec.get("era"),
         )
-        return {CREDENTIAL_HEADER: self.signer.mint(audience=audience, caller=caller)}
+        request.headers[CREDENTIAL_HEADER] = self.signer.mint(
+            audience=spec["aud"], caller=caller, request=binding_of(request, request_id)
+        )
+
+
+def binding_of(request: httpx.Request, request_id: str) -> RequestBinding:
+    """What a server will read of this request: method, path as sent, query, request id."""
+    path = request.url.raw_path.split(b"?")[0].decode("ascii")
+    return RequestBinding(request.method, path, request.url.query, request_id)
+
+
+class _MintPerRequest(httpx.Auth):
+    def __init__(self, keys: GatewayKeys, default_audience: str | None) -> None:
+        self._keys = keys
+        self._default_audience = default_audience
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        self._keys.sign(request, self._default_audience)
+        yield request
 
 
 def write_gateway_keys(data_dir: Path) -> GatewayKeys:
@@ -59,6 +119,16 @@ def write_gateway_keys(data_dir: Path) -> GatewayKeys:
     (directory / "private.pem").write_bytes(private_pem(key))
     (directory / "public.pem").write_bytes(public_pem(key.public_key()))
     return GatewayKeys(signer=CredentialSigner(key), private_key=key)
+
+
+def write_credential_keys(data_dir: Path, minter: str) -> CredentialSigner:
+    """A service's own credential key pair under data_dir/keys/<minter>, as make run does."""
+    key = Ed25519PrivateKey.generate()
+    directory = data_dir / "keys" / minter
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "private.pem").write_bytes(private_pem(key))
+    (directory / "public.pem").write_bytes(public_pem(key.public_key()))
+    return CredentialSigner(key, issuer=minter)
 
 
 def server_url_or_skip(variable: str) -> str:
