@@ -56,7 +56,7 @@ def test_the_compose_file_validates_against_the_compose_specification() -> None:
 @pytest.mark.parametrize(
     ("old", "new"),
     [
-        pytest.param('ports: ["5000:5000"]', "ports: 5000", id="ports not a list"),
+        pytest.param('ports: ["${SHOP_PORT:-5000}:5000"]', "ports: 5000", id="ports not a list"),
         pytest.param("restart: unless-stopped", "restart: [always]", id="restart not a string"),
         pytest.param("condition: service_healthy", "condition: {}", id="bad depends_on"),
         pytest.param("read_only: true", "read_only: true\n  readonly: true", id="unknown key"),
