@@ -206,16 +206,18 @@ def image_sizes(engine: Engine, compose: Compose) -> dict[str, int]:
 
 
 def check_published_ports(engine: Engine, port: int) -> None:
-    """Only the gateway's port is published, and on the port asked for."""
-    published: dict[str, list[str]] = {}
+    """Only the gateway's port is published, and on the port asked for (Docker lists it
+    once per address family, hence sets)."""
+    published: dict[str, set[str]] = {}
     for service, containers in engine.containers().items():
         for container in containers:
             ports = container["NetworkSettings"].get("Ports") or {}
             for inside, bindings in ports.items():
                 for binding in bindings or []:
                     if binding.get("HostPort"):
-                        published.setdefault(service, []).append(f"{binding['HostPort']}->{inside}")
-    if published != {GATEWAY: [f"{port}->5000/tcp"]}:
+                        mapping = f"{binding['HostPort']}->{inside}"
+                        published.setdefault(service, set()).add(mapping)
+    if published != {GATEWAY: {f"{port}->5000/tcp"}}:
         raise StackError(f"published ports: {published}, expected only {GATEWAY} on {port}")
 
 

@@ -29,10 +29,8 @@ mirror() {
 make_base() {
   exists "$base" && return
   command -v debootstrap >/dev/null || { echo "standins: debootstrap is missing" >&2; exit 1; }
-  local root
   root="$(mktemp -d /var/tmp/shop-standin-rootfs.XXXXXX)"
-  # shellcheck disable=SC2064
-  trap "rm -rf '$root'" RETURN
+  trap 'rm -rf "$root"' EXIT
   echo "standins: debootstrap bookworm from $(mirror)"
   debootstrap --variant=minbase --include=ca-certificates bookworm "$root" "$(mirror)" >/dev/null
   cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/" 2>/dev/null || true
