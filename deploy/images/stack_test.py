@@ -32,11 +32,12 @@ from flow import after_restart, first_run
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
-# What `docker compose up --build` in a checkout sees, minus what is never committed.
-NOT_COPIED = shutil.ignore_patterns(
-    ".git", ".venv", ".tools", "data", "test-artifacts", "node_modules", "__pycache__",
-    ".mypy_cache", ".ruff_cache", ".pytest_cache", ".env", "*.db",
-)  # fmt: skip
+# What `docker compose up --build` in a checkout sees, minus what is never committed: local
+# state at the top (a package's own `data/` folder would still be copied), caches anywhere.
+NOT_COPIED_AT_TOP = {".git", ".venv", ".tools", "data", "test-artifacts", "node_modules", ".env"}
+NOT_COPIED_ANYWHERE = shutil.ignore_patterns(
+    "__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache", "*.db"
+)
 GATEWAY = "api-gateway"
 Compose = dict[str, Any]
 
@@ -175,7 +176,14 @@ def spare_port() -> int:
 def copy_project(target: Path) -> None:
     """The stack runs from a copy: its own `.env` (ADMIN, database password) must neither
     read nor overwrite a developer's."""
-    shutil.copytree(ROOT, target, ignore=NOT_COPIED, symlinks=True, dirs_exist_ok=True)
+
+    def ignore(directory: str, names: list[str]) -> set[str]:
+        skipped = set(NOT_COPIED_ANYWHERE(directory, names))
+        if Path(directory) == ROOT:
+            skipped |= NOT_COPIED_AT_TOP & set(names)
+        return skipped
+
+    shutil.copytree(ROOT, target, ignore=ignore, symlinks=True, dirs_exist_ok=True)
 
 
 @contextmanager
@@ -329,8 +337,9 @@ def main(argv: list[str]) -> int:
                 check=True,
             )
         with timed("build", timings):
-            built = list(images_to_build(compose))
-            engine.build(images_to_build(compose))
+            to_build = images_to_build(compose)
+            built = list(to_build)
+            engine.build(to_build)
         for image, size in image_sizes(engine, compose).items():
             say(f"image {image}: {size / 1e6:.0f} MB")
         with timed("up", timings):
