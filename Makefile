@@ -10,7 +10,7 @@ BIN := .venv/bin
 SERVICES := shop-common auth-service product-service api-gateway
 PYTEST := $(BIN)/pytest
 
-.PHONY: run test install lint fmt typecheck test-unit test-integration test-e2e bench clean rotate-keys
+.PHONY: run test install lint fmt typecheck test-unit test-integration test-e2e test-images bench clean rotate-keys
 
 run: install
 	$(BIN)/python scripts/run.py
@@ -42,6 +42,7 @@ typecheck: install
 		if [ -d $$dir/tests ]; then (cd $$dir && ../$(BIN)/mypy --config-file ../pyproject.toml tests) || exit 1; fi; \
 	done
 	$(BIN)/mypy --config-file pyproject.toml tests scripts bench
+	MYPYPATH=deploy/images $(BIN)/mypy --config-file pyproject.toml deploy/images
 
 fmt: install
 	$(BIN)/ruff format .
@@ -55,6 +56,13 @@ test-integration: install
 
 test-e2e: install
 	$(PYTEST) -q tests/e2e
+
+# The images built from the Dockerfiles and docker-compose.yml's stack run for real, then
+# checked through the published port (docs/decisions/deploy-image-test.md). The engine: a
+# running Docker Engine, else podman from Debian, installed by install-engine.sh.
+test-images: install
+	engine="$$(bash deploy/images/install-engine.sh $(CURDIR)/.tools)" \
+		&& $(BIN)/python deploy/images/stack_test.py --engine "$$engine" $(ARGS)
 
 # A new auth signing key; every auth-service replica signs with it within 60 s, and the
 # JWKS keeps the older keys while their tokens may still be live.
