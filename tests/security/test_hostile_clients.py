@@ -500,3 +500,18 @@ def test_a_log_line_over_64_kib_neither_stops_the_relay_nor_blocks_the_gateway(
     finally:
         code = stop_system(system, signal.SIGINT)
     assert code == 0
+
+
+# Answers given before the body ended
+
+
+def test_an_answer_sent_before_the_body_ended_reaches_the_client(shop: Shop) -> None:
+    """An anonymous PUT is refused from its head alone; closing with the body still
+    arriving would reset the connection, and the client would see the reset, not the 401."""
+    body = b'{"name": "' + b"x" * 600_000 + b'", "price": 1}'
+    path = "/products/00000000-0000-4000-8000-000000000000"
+    with httpx.Client(base_url=shop.gateway, timeout=BOUND) as client:
+        for _ in range(5):
+            response = client.put(path, content=body, headers={"content-type": "application/json"})
+            assert response.status_code == 401
+            assert response.headers["connection"] == "close"

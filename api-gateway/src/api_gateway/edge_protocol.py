@@ -292,8 +292,15 @@ class EdgeProtocol(asyncio.Protocol):
     def response_done(self, request: EdgeRequest) -> None:
         self.server_state.total_requests += 1
         self._request = None
-        if not request.keep_alive or request.more_body or self._parser_failed:
-            # A body still arriving cannot be told apart from the next request: close.
+        if request.more_body and not self._parser_failed:
+            # Answered before its body ended (a 401 for a PUT, say): what still arrives
+            # cannot be told apart from a next request, so nothing more is parsed; the
+            # rest is read and dropped while the answer reaches the client (a plain
+            # close with unread input would reset the connection and lose the answer).
+            self._parser_failed = True
+            self._linger()
+            return
+        if not request.keep_alive or self._parser_failed:
             self.close()
             return
         if self._queue:

@@ -153,6 +153,8 @@ class EdgeRequest:
                 continue
             parts += (name, b": ", value, b"\r\n")
             lines += 1
+        if self.more_body:
+            self.keep_alive = False  # the rest of the body is dropped, then the connection closes
         if not self.keep_alive:
             parts.append(b"connection: close\r\n")
             lines += 1
