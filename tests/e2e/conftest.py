@@ -38,10 +38,10 @@ class System:
     output: list[str] = field(default_factory=list)
     reader: threading.Thread | None = None
 
-    def wait_for_line(self, needle: str, timeout: float = 60) -> None:
+    def wait_for_line(self, needle: str, timeout: float = 60, *, prefix: str = "") -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if any(needle in line for line in self.output):
+            if any(line.startswith(prefix) and needle in line for line in self.output):
                 return
             if self.process.poll() is not None:
                 break
