@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from product_service import repository
 from product_service.cursors import Position, ProductFilter, Sort, encode_cursor, sort_column
-from product_service.etags import Condition, product_etag
 from product_service.exceptions import (
     NotProductOwner,
     PreconditionFailed,
@@ -23,6 +22,8 @@ from product_service.exceptions import (
 )
 from product_service.models import Product
 from product_service.schemas import ProductCreate, ProductUpdate
+from shop_common.etags import Condition
+from shop_common.etags import entity_tag as product_etag
 
 _CANONICAL_UUID = re.compile(
     r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"

@@ -1,0 +1,107 @@
+"""create_app: the composition root of order-service."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+from starlette.routing import Match
+
+from order_service.config import PRODUCT_SERVICE, SERVICE_NAME, Settings
+from order_service.db import MIGRATIONS_DIR, VERSION_TABLE, create_sessionmaker
+from order_service.events import ORDERS_STREAM
+from order_service.models import OUTBOX_TABLE
+from order_service.router import router
+from order_service.stock import StockClient
+from order_service.sweeper import OrderSweeper
+from shop_common.callers import credential_verifier
+from shop_common.database import create_engine, engine_options, schema_state
+from shop_common.events import EventRuntime
+from shop_common.health import health_router
+from shop_common.problems import problem_response
+from shop_common.service_app import install_service_defaults
+from shop_common.service_client import ServiceClient
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    verifier = credential_verifier(settings, audience=SERVICE_NAME)
+    # Read now, so a missing key stops the start with a clear message.
+    product_client = ServiceClient.from_settings(
+        settings,
+        minter=SERVICE_NAME,
+        target=PRODUCT_SERVICE,
+        base_url=settings.product_url,
+        timeout=settings.stock_timeout_seconds,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings.database_url, **engine_options(settings))
+        sessionmaker = create_sessionmaker(engine)
+        stock = StockClient(product_client)
+        app.state.engine = engine
+        app.state.sessionmaker = sessionmaker
+        app.state.stock = stock
+        sweeper = OrderSweeper(sessionmaker, stock, settings)
+        app.state.sweeper = sweeper
+        async with AsyncExitStack() as stack:
+            stack.push_async_callback(engine.dispose)
+            stack.push_async_callback(stock.close)
+            if settings.nats_url:
+                events = EventRuntime(
+                    nats_url=settings.nats_url,
+                    source=SERVICE_NAME,
+                    engine=engine,
+                    sessionmaker=sessionmaker,
+                    streams=[ORDERS_STREAM],
+                    outbox_table=OUTBOX_TABLE,
+                )
+                app.state.events = events
+                await stack.enter_async_context(events)
+            task = asyncio.create_task(sweeper.run(), name="order-sweeper")
+            try:
+                yield
+            finally:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    app = FastAPI(
+        title="order-service",
+        description="Orders: checkout, payment, shipment and expiry, reached through the "
+        "api-gateway only.",
+        version="1.0.0",
+        lifespan=lifespan,
+        redirect_slashes=False,
+    )
+    app.state.settings = settings
+    install_service_defaults(app, settings=settings, verifier=verifier)
+
+    async def check_ready() -> dict[str, str]:
+        state = await schema_state(app.state.engine, MIGRATIONS_DIR, VERSION_TABLE)
+        return {"database": state}
+
+    app.include_router(health_router(check_ready))
+    app.include_router(router)
+    app.add_exception_handler(405, _method_not_allowed)
+    return app
+
+
+async def _method_not_allowed(request: Request, _: Exception) -> Response:
+    """405 whose Allow lists every method the path has (Starlette names only the first
+    matching route's)."""
+    allowed = [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL
+            for route in request.app.router.routes
+        )
+    ]
+    return problem_response(405, headers={"Allow": ", ".join(allowed)})
