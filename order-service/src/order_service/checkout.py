@@ -72,6 +72,7 @@ async def place_order(
         user_id=actor.user_id,
         status=Status.RESERVING,
         total_cents=0,
+        lines=[],  # loaded (empty): the lines are added once the stock is reserved
         note=data.note,
         created_at=now,
         updated_at=now,
