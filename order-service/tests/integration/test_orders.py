@@ -59,7 +59,7 @@ async def test_a_missing_or_malformed_idempotency_key_is_400(
     lamp = orders.catalog.add()
     headers = orders.as_user()
     if key is not None:
-        headers["Idempotency-Key"] = key  # type: ignore[assignment]
+        headers["Idempotency-Key"] = key
     body = {"items": [{"product_id": lamp, "quantity": 1}]}
     response = await orders.client.post("/orders", json=body, headers=headers)
     assert response.status_code == 400
