@@ -26,7 +26,7 @@ INFO: dict[str, Any] = {
     "version": "1.0.0",
     "description": (
         "The public API of the shop: accounts and tokens (`/auth`), the product catalogue "
-        "(`/products`), and the gateway's own health endpoints. Every request goes through "
+        "(`/products`), orders (`/orders`), and the gateway's own health endpoints. Every request goes through "
         "the API gateway, which checks tokens and roles, applies rate limits and forwards "
         "the request to the service that owns the path.\n\n"
         "**Authorize.** Register (`POST /auth/register`), log in (`POST /auth/login`) and "
@@ -46,6 +46,11 @@ INFO: dict[str, Any] = {
 TAGS: list[dict[str, str]] = [
     {"name": "auth", "description": "Accounts, login sessions and tokens (auth-service)."},
     {"name": "products", "description": "The product catalogue (product-service)."},
+    {
+        "name": "orders",
+        "description": "Checkout, payment, shipment and expiry (order-service). The events "
+        "every change publishes are in the AsyncAPI document, `/api-docs/asyncapi.json`.",
+    },
     {"name": "operations", "description": "The gateway's own liveness, readiness, metrics."},
 ]
 BEARER_SCHEME: dict[str, Any] = {
@@ -232,10 +237,15 @@ OWN_SCHEMAS: dict[str, Any] = {
         "examples": [
             {
                 "status": "ready",
-                "checks": {"auth-service": "ok", "product-service": "ok"},
+                "checks": {
+                    "auth-service": "ok",
+                    "product-service": "ok",
+                    "order-service": "ok",
+                },
                 "instances": {
                     "auth-service": {"http://127.0.0.1:5001": "ok"},
                     "product-service": {"http://127.0.0.1:5002": "ok"},
+                    "order-service": {"http://127.0.0.1:5003": "ok"},
                 },
             }
         ],
