@@ -2,7 +2,7 @@
 
 Prepares keys and databases (a database already at its latest migration is left
 alone), starts NATS with JetStream (unless NATS_URL names one) and api-gateway at once
-and each of auth-service and product-service as soon as its own database is ready,
+and each service as soon as its own database is ready,
 prefixes each one's log lines with its name, waits until the gateway is ready, and on
 SIGINT or SIGTERM (or when make, its parent, goes away) stops all of them, NATS last
 (docs/decisions/launcher-start-time.md, docs/decisions/events-outbox.md).
@@ -51,6 +51,7 @@ class Database:
 DATABASES = {
     "auth-service": Database("auth_database_url", "auth.db", "auth_alembic_version"),
     "product-service": Database("product_database_url", "product.db", "product_alembic_version"),
+    "order-service": Database("order_database_url", "order.db", "order_alembic_version"),
 }
 
 

@@ -26,8 +26,9 @@ INFO: dict[str, Any] = {
     "version": "1.0.0",
     "description": (
         "The public API of the shop: accounts and tokens (`/auth`), the product catalogue "
-        "(`/products`), orders (`/orders`), and the gateway's own health endpoints. Every request goes through "
-        "the API gateway, which checks tokens and roles, applies rate limits and forwards "
+        "(`/products`), orders (`/orders`), and the gateway's own health endpoints. Every "
+        "request goes through the API gateway, which checks tokens and roles, applies rate "
+        "limits and forwards "
         "the request to the service that owns the path.\n\n"
         "**Authorize.** Register (`POST /auth/register`), log in (`POST /auth/login`) and "
         "send the `access_token` as `Authorization: Bearer <token>`; on this page, paste it "
