@@ -28,6 +28,7 @@ from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 from starlette.responses import Response
 
+from shop_common.deadline import refuse_commits_past_deadline
 from shop_common.fair_pool import FairAsyncQueuePool
 from shop_common.pool_metrics import watch_pool
 from shop_common.problems import problem_response
@@ -47,7 +48,7 @@ PROBE_TIMEOUT_SECONDS = 1.0
 
 def engine_options(settings: ServiceSettings) -> dict[str, Any]:
     """create_engine's keyword arguments for a service's settings: the pool and the time
-    budgets (README "Production settings"; docs/decisions/failure-budgets.md)."""
+    budgets (README "Production settings"; docs/decisions/failure-isolation.md)."""
     return {
         "pool_size": settings.database_pool_size,
         "pool_timeout": settings.database_pool_timeout_seconds,
@@ -100,7 +101,9 @@ def create_engine(
     **kwargs: Any,
 ) -> AsyncEngine:
     """An async engine; SQLite files get WAL, a busy timeout and foreign keys; PostgreSQL
-    gets the statement, lock and connect timeouts (in seconds, 0: none, for migrations)."""
+    gets the statement, lock and connect timeouts (in seconds, 0: none, for migrations).
+    Any session's commit in a request past its deadline is refused (shop_common.deadline)."""
+    refuse_commits_past_deadline()
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
