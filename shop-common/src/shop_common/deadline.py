@@ -12,6 +12,8 @@ committing (shop_common.database's before_commit hook), so a write the gateway a
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 
 from shop_common.problems import Problem
@@ -32,3 +34,13 @@ def time_left() -> float | None:
     """Seconds until the current request's deadline (negative once past); None: none."""
     deadline = request_deadline.get()
     return None if deadline is None else deadline - time.time()
+
+
+@contextmanager
+def no_deadline() -> Iterator[None]:
+    """Run compensating work (undoing what a request began) whatever the deadline says."""
+    token = request_deadline.set(None)
+    try:
+        yield
+    finally:
+        request_deadline.reset(token)
