@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 from starlette.routing import Match
 
 from product_service.config import SERVICE_NAME, Settings
+from product_service.consumers import EventWiring, event_runtime
 from product_service.db import MIGRATIONS_DIR, VERSION_TABLE, create_sessionmaker
 from product_service.fast_read import ProductFastRead
 from product_service.router import router
+from product_service.stock.router import ORDER_SERVICE
+from product_service.stock.router import router as stock_router
 from shop_common.callers import credential_verifier
 from shop_common.database import create_engine, engine_options, schema_state
 from shop_common.health import health_router
@@ -21,9 +24,12 @@ from shop_common.service_app import install_service_defaults
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, events: EventWiring | None = None) -> FastAPI:
+    """The app; `events` replaces the streams' names (tests on a shared NATS server)."""
     settings = settings or Settings()
-    verifier = credential_verifier(settings, audience=SERVICE_NAME)
+    wiring = events or EventWiring()
+    # order-service's key too: it calls /stock/reservations (and only that).
+    verifier = credential_verifier(settings, audience=SERVICE_NAME, callers=(ORDER_SERVICE,))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -31,11 +37,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         # The same pool, its connections outside any transaction (single-SELECT routes).
         app.state.read_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
-        app.state.sessionmaker = create_sessionmaker(engine)
-        try:
+        sessionmaker = create_sessionmaker(engine)
+        app.state.sessionmaker = sessionmaker
+        async with AsyncExitStack() as stack:
+            stack.push_async_callback(engine.dispose)
+            if settings.nats_url:
+                # Starts at once and connects in the background: /ready never waits for
+                # NATS, and events wait in the outbox while it is away.
+                runtime = event_runtime(
+                    nats_url=settings.nats_url,
+                    engine=engine,
+                    sessionmaker=sessionmaker,
+                    wiring=wiring,
+                )
+                app.state.events = runtime
+                await stack.enter_async_context(runtime)
             yield
-        finally:
-            await engine.dispose()
 
     app = FastAPI(
         title="product-service",
@@ -57,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(health_router(check_ready))
     app.include_router(router)
+    app.include_router(stock_router)
     app.add_exception_handler(405, _method_not_allowed)
     return app
 
