@@ -107,13 +107,18 @@ async def running_shop(
     *,
     nats_url: str | None = None,
     events: EventWiring | None = None,
+    **settings: Any,
 ) -> AsyncIterator[Shop]:
     """The app on this database, its lifespan running, behind an in-process client.
 
     order-service's public key must be under data_dir too (write_order_service_keys).
     """
     settings = Settings(
-        data_dir=data_dir, product_database_url=url, shop_testing=True, nats_url=nats_url
+        data_dir=data_dir,
+        product_database_url=url,
+        shop_testing=True,
+        nats_url=nats_url,
+        **settings,
     )
     app = create_app(settings, events=events)
     async with app.router.lifespan_context(app):
