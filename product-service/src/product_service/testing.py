@@ -8,7 +8,7 @@ every service's tests/ would otherwise be one clashing `tests` package.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Generator
+from collections.abc import AsyncGenerator, AsyncIterator, Generator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +41,7 @@ BACKENDS = [
 ]
 
 
-async def migrated_database(backend: str, directory: Path) -> AsyncIterator[str]:
+async def migrated_database(backend: str, directory: Path) -> AsyncGenerator[str, None]:
     """A new database at the latest migration: a SQLite file, or a fresh PostgreSQL one."""
     if backend == "sqlite":
         url = sqlite_url(directory, f"{uuid.uuid4().hex}.db")
@@ -107,9 +107,10 @@ async def running_shop(
     *,
     nats_url: str | None = None,
     events: EventWiring | None = None,
-    **settings: Any,
+    **overrides: Any,
 ) -> AsyncIterator[Shop]:
-    """The app on this database, its lifespan running, behind an in-process client.
+    """The app on this database, its lifespan running, behind an in-process client;
+    `overrides` are further settings.
 
     order-service's public key must be under data_dir too (write_order_service_keys).
     """
@@ -118,7 +119,7 @@ async def running_shop(
         product_database_url=url,
         shop_testing=True,
         nats_url=nats_url,
-        **settings,
+        **overrides,
     )
     app = create_app(settings, events=events)
     async with app.router.lifespan_context(app):

@@ -5,6 +5,7 @@ releases a given-up order's stock once, however often the event arrives."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -112,15 +113,12 @@ async def events_shop(
         dead_letters=names.dead_letters,
     )
     await ensure_streams(nats[1], [names.stream_spec()])  # what order-service declares
-    url_source = migrated_database("postgres", tmp_path)
-    url = await anext(url_source)
-    try:
+    async with contextlib.aclosing(migrated_database("postgres", tmp_path)) as databases:
+        url = await anext(databases)
         async with running_shop(
             url, gateway_keys, data_dir, nats_url=nats_test_url(), events=wiring
         ) as shop:
             yield shop, names
-    finally:
-        await url_source.aclose()
 
 
 async def publish(js: JetStreamContext, names: EventNames, event: Event, msg_id: str) -> None:
