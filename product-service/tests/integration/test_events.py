@@ -287,3 +287,23 @@ async def test_the_relay_publishes_product_events_to_the_products_stream(
     await subscription.unsubscribe()
     body = orjson.loads(mine[0].data)
     assert (body["id"], body["type"], body["data"]) == (row["id"], "product.created", created)
+
+
+async def test_a_releasing_event_without_an_order_id_goes_to_the_dead_letters(
+    events_shop: tuple[Shop, EventNames], nats: tuple[Client, JetStreamContext]
+) -> None:
+    shop, names = events_shop
+    _, js = nats
+    event = Event(
+        type="order.cancelled", source="order-service", subject="orders.cancelled", data={}
+    )
+
+    await publish(js, names, event, str(event.id))
+    await settled(js, shop, names, delivered=1)
+
+    durable = shop.app.state.events.consumer_specs[0].durable
+    letter = await js.get_last_msg(
+        names.dead_letters.stream, names.dead_letters.dead_subject(durable)
+    )
+    assert orjson.loads(letter.data or b"{}")["id"] == str(event.id)
+    assert await inbox_count(shop, event.id) == 0
