@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -21,6 +22,9 @@ from shop_common.events import (
     PermanentFailure,
     StreamSpec,
 )
+
+if TYPE_CHECKING:
+    from shop_common.tracing import Tracing
 
 RELEASING_TYPES = frozenset({"order.cancelled", "order.expired", "order.aborted"})
 
@@ -53,6 +57,7 @@ def event_runtime(
     engine: AsyncEngine,
     sessionmaker: async_sessionmaker[AsyncSession],
     wiring: EventWiring,
+    tracing: Tracing | None = None,
 ) -> EventRuntime:
     """The outbox relay to PRODUCTS and the consumer of ORDERS (which waits for the
     stream to exist); NATS being away never stops the service."""
@@ -73,4 +78,5 @@ def event_runtime(
         ],
         dead_letters=wiring.dead_letters,
         outbox_table=OUTBOX_TABLE,
+        tracing=tracing,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request, Response
 from starlette.routing import Match
@@ -21,13 +22,28 @@ from shop_common.health import health_router
 from shop_common.problems import problem_response
 from shop_common.service_app import install_service_defaults
 
+if TYPE_CHECKING:
+    from shop_common.tracing import Tracing
+
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 
-def create_app(settings: Settings | None = None, *, events: EventWiring | None = None) -> FastAPI:
-    """The app; `events` replaces the streams' names (tests on a shared NATS server)."""
+def create_app(
+    settings: Settings | None = None,
+    *,
+    events: EventWiring | None = None,
+    tracing: Tracing | None = None,
+) -> FastAPI:
+    """The app; `events` replaces the streams' names (tests on a shared NATS server),
+    `tracing` the OTLP exporter OTEL_EXPORTER_OTLP_ENDPOINT would make (tests)."""
     settings = settings or Settings()
     wiring = events or EventWiring()
+    if tracing is None and settings.otel_exporter_otlp_endpoint:
+        # Made here rather than by install_service_defaults: the events' spans
+        # (relay, consumer) join the same traces as the requests'.
+        from shop_common.tracing import Tracing
+
+        tracing = Tracing.to_otlp(SERVICE_NAME, settings.otel_exporter_otlp_endpoint)
     # order-service's key too: it calls /stock/reservations (and only that).
     verifier = credential_verifier(settings, audience=SERVICE_NAME, callers=(ORDER_SERVICE,))
 
@@ -49,6 +65,7 @@ def create_app(settings: Settings | None = None, *, events: EventWiring | None =
                     engine=engine,
                     sessionmaker=sessionmaker,
                     wiring=wiring,
+                    tracing=tracing,
                 )
                 app.state.events = runtime
                 await stack.enter_async_context(runtime)
@@ -62,11 +79,11 @@ def create_app(settings: Settings | None = None, *, events: EventWiring | None =
         redirect_slashes=False,
     )
     app.state.settings = settings
-    if not settings.otel_exporter_otlp_endpoint:
+    if tracing is None:
         # Innermost of the middlewares: behind the credential check, inside the access
         # log and metrics. Traced processes take the route, whose SQL has spans.
         app.add_middleware(ProductFastRead, fastapi_app=app)
-    install_service_defaults(app, settings=settings, verifier=verifier)
+    install_service_defaults(app, settings=settings, verifier=verifier, tracing=tracing)
 
     async def check_ready() -> dict[str, str]:
         state = await schema_state(app.state.engine, MIGRATIONS_DIR, VERSION_TABLE)

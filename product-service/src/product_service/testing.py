@@ -12,7 +12,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Generator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -32,6 +32,9 @@ from shop_common.testing import (
     sqlite_url,
     write_credential_keys,
 )
+
+if TYPE_CHECKING:
+    from shop_common.tracing import Tracing
 
 ORDER_SERVICE = "order-service"
 
@@ -107,6 +110,7 @@ async def running_shop(
     *,
     nats_url: str | None = None,
     events: EventWiring | None = None,
+    tracing: Tracing | None = None,
     **overrides: Any,
 ) -> AsyncIterator[Shop]:
     """The app on this database, its lifespan running, behind an in-process client;
@@ -121,7 +125,7 @@ async def running_shop(
         nats_url=nats_url,
         **overrides,
     )
-    app = create_app(settings, events=events)
+    app = create_app(settings, events=events, tracing=tracing)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(

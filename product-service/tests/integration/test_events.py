@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,10 @@ import pytest
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 from sqlalchemy import text
 
 from product_service.consumers import EventWiring
@@ -25,9 +29,12 @@ from shop_common.events import Event, ensure_streams
 from shop_common.events.envelope import MSG_ID_HEADER
 from shop_common.events.testing import EventNames, nats_test_url, unique_event_names
 from shop_common.testing import GatewayKeys
+from shop_common.tracing import Tracing
 
 pytestmark = pytest.mark.anyio
 WAIT_SECONDS = 30.0
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
 
 
 async def outbox_rows(shop: Shop) -> list[dict[str, Any]]:
@@ -96,11 +103,19 @@ async def nats() -> AsyncIterator[tuple[Client, JetStreamContext]]:
 
 
 @pytest.fixture
+def exporter() -> Iterator[InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    yield exporter
+    exporter.shutdown()
+
+
+@pytest.fixture
 async def events_shop(
     gateway_keys: GatewayKeys,
     data_dir: Path,
     tmp_path: Path,
     nats: tuple[Client, JetStreamContext],
+    exporter: InMemorySpanExporter,
 ) -> AsyncIterator[tuple[Shop, EventNames]]:
     """On PostgreSQL (two sessions really racing) with its event runtime running against
     the real NATS server: a fresh database (only this test's events in the outbox), and a
@@ -115,8 +130,15 @@ async def events_shop(
     await ensure_streams(nats[1], [names.stream_spec()])  # what order-service declares
     async with contextlib.aclosing(migrated_database("postgres", tmp_path)) as databases:
         url = await anext(databases)
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
         async with running_shop(
-            url, gateway_keys, data_dir, nats_url=nats_test_url(), events=wiring
+            url,
+            gateway_keys,
+            data_dir,
+            nats_url=nats_test_url(),
+            events=wiring,
+            tracing=Tracing(provider),
         ) as shop:
             yield shop, names
 
@@ -307,3 +329,45 @@ async def test_a_releasing_event_without_an_order_id_goes_to_the_dead_letters(
     )
     assert orjson.loads(letter.data or b"{}")["id"] == str(event.id)
     assert await inbox_count(shop, event.id) == 0
+
+
+async def test_a_reservation_and_the_event_that_releases_it_keep_their_traces(
+    events_shop: tuple[Shop, EventNames],
+    nats: tuple[Client, JetStreamContext],
+    order_service_keys: CredentialSigner,
+    exporter: InMemorySpanExporter,
+) -> None:
+    shop, names = events_shop
+    _, js = nats
+    lamp = await shop.create(shop.as_user(), stock=5)
+    order_id = str(uuid.uuid4())
+    reserved = await shop.client.put(
+        f"/stock/reservations/{order_id}",
+        json={"items": [{"product_id": lamp["id"], "quantity": 1}]},
+        headers={"traceparent": TRACEPARENT},
+        auth=CallerAuth(order_service_keys),
+    )
+    assert reserved.status_code == 201
+    async with shop.app.state.engine.connect() as connection:
+        recorded = (
+            await connection.execute(
+                text("SELECT traceparent FROM product_outbox WHERE type = :type"),
+                {"type": "product.stock_reserved"},
+            )
+        ).scalar_one()
+    assert recorded.split("-")[1] == TRACE_ID  # the relay's publish continues this trace
+
+    other_trace = "0af7651916cd43dd8448eb211c80319c"
+    event = Event(
+        type="order.cancelled",
+        source="order-service",
+        subject="orders.cancelled",
+        data={"order_id": order_id},
+        traceparent=f"00-{other_trace}-b7ad6b7169203331-01",
+    )
+    await publish(js, names, event, str(event.id))
+    await settled(js, shop, names, delivered=1)
+
+    consumed = [s for s in exporter.get_finished_spans() if s.kind == SpanKind.CONSUMER]
+    assert [format(s.context.trace_id, "032x") for s in consumed] == [other_trace]
+    assert await stock(shop, lamp["id"]) == 5
