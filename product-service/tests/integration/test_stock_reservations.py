@@ -394,12 +394,14 @@ async def test_a_reservation_racing_its_release_never_holds_stock_afterwards(
 async def test_no_oversell_when_fifty_orders_race_for_the_last_ten_units(
     database_url: str, gateway_keys: GatewayKeys, data_dir: Path, order_auth: CallerAuth
 ) -> None:
-    # Every request waits for a pooled connection rather than answering 503.
-    async with running_shop(
-        database_url, gateway_keys, data_dir, database_pool_timeout_seconds=60
-    ) as shop:
-        owner = shop.as_user()
-        products = [(await shop.create(owner, stock=10))["id"] for _ in range(3)]
+    """Two instances of the app (two connection pools) on one database, as in production;
+    each request waits for a pooled connection rather than answering 503."""
+    async with (
+        running_shop(database_url, gateway_keys, data_dir, database_pool_timeout_seconds=60) as a,
+        running_shop(database_url, gateway_keys, data_dir, database_pool_timeout_seconds=60) as b,
+    ):
+        owner = a.as_user()
+        products = [(await a.create(owner, stock=10))["id"] for _ in range(3)]
         orders = {}
         rng = random.Random(14)
         for _ in range(50):
@@ -407,7 +409,10 @@ async def test_no_oversell_when_fifty_orders_race_for_the_last_ten_units(
             orders[str(uuid.uuid4())] = lines  # several products, lines in random order
 
         answers = await asyncio.gather(
-            *(reserve(shop, order_auth, order_id, lines) for order_id, lines in orders.items())
+            *(
+                reserve((a, b)[n % 2], order_auth, order_id, lines)
+                for n, (order_id, lines) in enumerate(orders.items())
+            )
         )
 
         reserved = dict.fromkeys(products, 0)
@@ -417,10 +422,10 @@ async def test_no_oversell_when_fifty_orders_race_for_the_last_ten_units(
                 for product_id, quantity in lines:
                     reserved[product_id] += quantity
             else:
-                assert await reservation_status(shop, order_id) is None
-        assert any(a.status_code == 201 for a in answers)
-        assert any(a.status_code == 409 for a in answers)
-        final = await stocks(shop, *products)
+                assert await reservation_status(a, order_id) is None
+        assert any(answer.status_code == 201 for answer in answers)
+        assert any(answer.status_code == 409 for answer in answers)
+        final = await stocks(b, *products)
         for product_id, stock in zip(products, final, strict=True):
             assert 0 <= stock
             assert reserved[product_id] <= 10
