@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -98,21 +98,7 @@ async def reserve_stock(
                 )
                 for index, (product_id, quantity) in enumerate(wanted)
             ]
-            await repository.add_lines(
-                session,
-                identifier,
-                [
-                    {
-                        "product_id": line.product_id,
-                        "name": line.name,
-                        "sku": line.sku,
-                        "price_cents": line.price_cents,
-                        "currency": line.currency,
-                        "quantity": line.quantity,
-                    }
-                    for line in lines
-                ],
-            )
+            await repository.add_lines(session, identifier, [asdict(line) for line in lines])
             await record_product_event(session, "stock_reserved", _event_data(identifier, wanted))
             await session.commit()
             return Reservation(identifier, HELD, lines, created=True)
