@@ -23,7 +23,13 @@ from tests.deploy.conftest import (
 )
 
 SCHEMA = HERE / "compose-spec.schema.json"
-ONE_SHOTS = ("gateway-keys", "auth-keys", "migrate-auth", "migrate-product")
+ONE_SHOTS = (
+    "gateway-keys",
+    "order-service-keys",
+    "auth-keys",
+    "migrate-auth",
+    "migrate-product",
+)
 BACKING = ("postgres", "redis")
 
 
@@ -207,7 +213,8 @@ def test_keys_live_in_volumes_that_servers_mount_read_only(compose: dict[str, An
     assert set(mounts["gateway-keys"]) == {"gateway-key", "gateway-public-key"}
     assert set(mounts["auth-keys"]) == {"auth-keys"}
     assert set(mounts["auth-service"]) == {"auth-keys", "gateway-public-key"}
-    assert set(mounts["product-service"]) == {"gateway-public-key"}
+    assert set(mounts["order-service-keys"]) == {"order-service-key", "order-service-public-key"}
+    assert set(mounts["product-service"]) == {"gateway-public-key", "order-service-public-key"}
     assert set(mounts["api-gateway"]) == {"gateway-key", "gateway-public-key"}
     for service in SERVICES:
         for volume, rest in mounts[service.name].items():

@@ -292,7 +292,10 @@ def test_keys_come_from_secrets_each_pod_mounts_read_only(rendered: Rendered, ov
             "auth-signing-keys": "/data/keys/auth",
             "gateway-public-key": "/data/keys/gateway-public",
         },
-        "product-service": {"gateway-public-key": "/data/keys/gateway-public"},
+        "product-service": {
+            "gateway-public-key": "/data/keys/gateway-public",
+            "order-service-public-key": "/data/keys/order-service",
+        },
         "api-gateway": {"gateway-credential-key": "/data/keys/gateway"},
     }
     auth_env = {
