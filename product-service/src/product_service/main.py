@@ -12,7 +12,6 @@ from starlette.routing import Match
 from product_service.config import SERVICE_NAME, Settings
 from product_service.consumers import EventWiring, event_runtime
 from product_service.db import MIGRATIONS_DIR, VERSION_TABLE, create_sessionmaker
-from product_service.fast_read import ProductFastRead
 from product_service.router import router
 from product_service.stock.router import ORDER_SERVICE
 from product_service.stock.router import router as stock_router
@@ -79,10 +78,6 @@ def create_app(
         redirect_slashes=False,
     )
     app.state.settings = settings
-    if tracing is None:
-        # Innermost of the middlewares: behind the credential check, inside the access
-        # log and metrics. Traced processes take the route, whose SQL has spans.
-        app.add_middleware(ProductFastRead, fastapi_app=app)
     install_service_defaults(app, settings=settings, verifier=verifier, tracing=tracing)
 
     async def check_ready() -> dict[str, str]:

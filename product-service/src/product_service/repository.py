@@ -6,7 +6,8 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Select, delete, or_, select, tuple_, update
+from sqlalchemy import ColumnElement, Row, Select, delete, insert, or_, select, tuple_, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from product_service.cursors import Position, ProductFilter, Sort, sort_column
@@ -23,27 +24,34 @@ async def get_product(session: AsyncSession, product_id: uuid.UUID) -> Product |
     return await session.get(Product, product_id, populate_existing=True)
 
 
-async def read_product(
-    connection: AsyncConnection, product_id: uuid.UUID
-) -> Mapping[Any, Any] | None:
-    """The product's columns, in one round trip and outside any transaction.
+async def read_product(connection: AsyncConnection, product_id: uuid.UUID) -> Sequence[Any] | None:
+    """The product's columns (documents.COLUMNS order), in one round trip, no transaction.
 
-    On PostgreSQL the query goes straight to asyncpg, whose statement cache prepares it
-    once per connection: no BEGIN and ROLLBACK around a single read, no ORM object
-    (docs/decisions/product-service-read-path.md has the measurements). Elsewhere
-    (SQLite) a Core SELECT.
+    On PostgreSQL the driver's own `fetchrow`, whose statement cache prepares the query
+    once per connection: no Core statement, no result processing (80 µs of CPU less than
+    `exec_driver_sql`, docs/decisions/product-service-read-path.md). A driver error
+    invalidates the connection (SQLAlchemy did not see it fail) and is raised as the
+    DBAPIError SQLAlchemy would have raised, so the request gets the same 503. When
+    something listens to the engine's SQL (tracing's spans), the query goes through
+    SQLAlchemy instead, so the span exists. Elsewhere (SQLite) a Core SELECT.
     """
-    if connection.dialect.name == "postgresql":
-        driver: Any = (await connection.get_raw_connection()).driver_connection
-        row: Mapping[Any, Any] | None = await driver.fetchrow(_BY_ID_SQL, product_id)
-        return row
-    result = await connection.execute(select(_PRODUCT).where(_PRODUCT.c.id == product_id))
-    return result.mappings().first()
+    if connection.dialect.name != "postgresql":
+        result = await connection.execute(select(_PRODUCT).where(_PRODUCT.c.id == product_id))
+        return result.first()
+    if connection.sync_engine.dispatch.before_cursor_execute:
+        return (await connection.exec_driver_sql(_BY_ID_SQL, (product_id,))).first()
+    driver: Any = (await connection.get_raw_connection()).driver_connection
+    try:
+        row: Sequence[Any] | None = await driver.fetchrow(_BY_ID_SQL, product_id)
+    except Exception as exc:
+        await connection.invalidate()
+        raise DBAPIError(_BY_ID_SQL, (product_id,), exc, connection_invalidated=True) from exc
+    return row
 
 
-async def add_product(session: AsyncSession, product: Product) -> None:
-    session.add(product)
-    await session.flush()
+async def insert_product(session: AsyncSession, values: Mapping[str, Any]) -> None:
+    """One Core INSERT in the session's transaction: no ORM object, no unit of work."""
+    await session.execute(insert(Product).values(**values))
 
 
 async def update_product(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Response, status
+from fastapi import APIRouter, Depends, Path, Request, Response, status
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from product_service import service
+from product_service import repository, service
 from product_service.dependencies import (
     ActorDep,
     IfMatchDep,
@@ -16,7 +18,11 @@ from product_service.dependencies import (
     SessionDep,
     require_admin,
 )
+from product_service.documents import ID, VERSION, page_json, product_json
+from product_service.exceptions import ProductNotFound
 from product_service.schemas import ProductCreate, ProductPage, ProductPublic, ProductUpdate
+from shop_common.etags import entity_tag as product_etag
+from shop_common.etags import parse_condition
 from shop_common.json_body import JsonRoute
 from shop_common.problems import problem_responses
 
@@ -89,15 +95,43 @@ async def list_products(connection: ReadConnectionDep, request: ListRequestDep) 
     filters (another combination gets 422); `next_cursor` is null on the last page.
     """
     page = await service.list_products(connection, request=request)
-    body = ProductPage(
-        items=[ProductPublic.of_row(row._mapping) for row in page.items],
-        next_cursor=page.next_cursor,
-    )
-    # Serialised here: FastAPI would validate the page against response_model again.
-    return Response(body.model_dump_json(), media_type="application/json")
+    # Rows straight to JSON bytes (documents.py): no model per row, no response_model pass.
+    return Response(page_json(page.items, page.next_cursor), media_type="application/json")
 
 
-@router.get(
+class _LeanReadRoute(JsonRoute):
+    """GET /products/{id}: documented from the endpoint's signature like any route, but a
+    request calls the endpoint itself (the path's id, the raw If-None-Match lines),
+    without FastAPI's dependency solving and header validation (the fast_read middleware
+    this replaces measured them at ~0.3 ms of a 0.7 ms request)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        endpoint = self.endpoint
+
+        async def lean_handler(request: Request) -> Response:
+            lines = request.headers.getlist("if-none-match")
+            response: Response = await endpoint(
+                request.path_params["id"], request, parse_condition(lines)
+            )
+            return response
+
+        return lean_handler
+
+
+def _lean_get(path: str, **options: Any) -> Callable[[_Endpoint], _Endpoint]:
+    def register(endpoint: _Endpoint) -> _Endpoint:
+        router.add_api_route(
+            path, endpoint, methods=["GET"], route_class_override=_LeanReadRoute, **options
+        )
+        return endpoint
+
+    return register
+
+
+_Endpoint = Callable[..., Coroutine[Any, Any, Response]]
+
+
+@_lean_get(
     "/{id}",
     response_model=ProductPublic,
     operation_id="getProduct",
@@ -113,15 +147,22 @@ async def list_products(connection: ReadConnectionDep, request: ListRequestDep) 
     },
 )
 async def get_product(
-    product_id: ProductId, session: SessionDep, if_none_match: IfNoneMatchDep, response: Response
-) -> ProductPublic | Response:
+    product_id: ProductId, request: Request, if_none_match: IfNoneMatchDep
+) -> Response:
     """One product, with its `ETag`; 304 when `If-None-Match` matches it (weak comparison)."""
-    product = await service.get_product(session, product_id=product_id)
-    etag = service.etag_of(product)
+    # The shop's hottest request: one driver round trip on the pool's autocommit side, the
+    # row straight to JSON bytes, no session and no response model
+    # (docs/decisions/product-service-read-path.md).
+    identifier = service.parse_product_id(product_id)
+    engine: AsyncEngine = request.app.state.read_engine
+    async with engine.connect() as connection:
+        row = await repository.read_product(connection, identifier)
+    if row is None:
+        raise ProductNotFound(_NOT_FOUND)
+    etag = product_etag(row[ID], row[VERSION])
     if if_none_match is not None and if_none_match.matches_weakly(etag):
         return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers={"ETag": etag})
-    response.headers["ETag"] = etag
-    return ProductPublic.of(product)
+    return Response(product_json(row), media_type="application/json", headers={"ETag": etag})
 
 
 @router.post(
@@ -136,14 +177,13 @@ async def get_product(
         **problem_responses(*_BODY_PROBLEMS, why={409: _WRITE_PROBLEMS[409]}),
     },
 )
-async def create_product(
-    data: ProductCreate, actor: ActorDep, session: SessionDep, response: Response
-) -> ProductPublic:
+async def create_product(data: ProductCreate, actor: ActorDep, session: SessionDep) -> Response:
     """Create a product owned by the caller; `Location` and `ETag` name it."""
-    product = await service.create_product(session, actor=actor, data=data)
-    response.headers["Location"] = f"/products/{product.id}"
-    response.headers["ETag"] = service.etag_of(product)
-    return ProductPublic.of(product)
+    row = await service.create_product(session, actor=actor, data=data)
+    headers = {"Location": f"/products/{row[ID]}", "ETag": product_etag(row[ID], row[VERSION])}
+    return Response(
+        product_json(row), status_code=201, media_type="application/json", headers=headers
+    )
 
 
 @router.put(

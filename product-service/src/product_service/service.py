@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from product_service import repository
 from product_service.cursors import Position, ProductFilter, Sort, encode_cursor, sort_column
+from product_service.documents import COLUMNS, product_document, product_row
 from product_service.events import record_product_event
 from product_service.exceptions import (
     NotProductOwner,
@@ -22,7 +23,7 @@ from product_service.exceptions import (
     SkuAlreadyUsed,
 )
 from product_service.models import Product
-from product_service.schemas import ProductCreate, ProductPublic, ProductUpdate
+from product_service.schemas import ProductCreate, ProductUpdate
 from shop_common.etags import Condition
 from shop_common.etags import entity_tag as product_etag
 
@@ -67,24 +68,29 @@ def parse_product_id(text: str) -> uuid.UUID:
     return uuid.UUID(text)
 
 
-async def create_product(session: AsyncSession, *, actor: Actor, data: ProductCreate) -> Product:
+async def create_product(
+    session: AsyncSession, *, actor: Actor, data: ProductCreate
+) -> tuple[Any, ...]:
+    """The new product's row (documents.COLUMNS order): one INSERT of values computed here
+    (no ORM object, no flush, nothing to read back) and its outbox row, one commit."""
     now = datetime.now(UTC)
-    product = Product(
-        id=uuid.uuid4(),
-        owner_id=actor.user_id,
-        created_at=now,
-        updated_at=now,
-        version=1,
+    values = {
+        "id": uuid.uuid4(),
+        "owner_id": actor.user_id,
+        "created_at": now,
+        "updated_at": now,
+        "version": 1,
         **_replacement(data),
-    )
+    }
+    row = tuple(values[name] for name in COLUMNS)
     try:
-        await repository.add_product(session, product)
-        await record_product_event(session, "created", _document(product))
+        await repository.insert_product(session, values)
+        await record_product_event(session, "created", product_document(row))
         await session.commit()
     except IntegrityError:
         await session.rollback()
         raise SkuAlreadyUsed("Another product already has this SKU.") from None
-    return product
+    return row
 
 
 async def get_product(session: AsyncSession, *, product_id: str) -> Product:
@@ -224,4 +230,4 @@ def _replacement(data: ProductCreate) -> dict[str, Any]:
 
 def _document(product: Product) -> dict[str, Any]:
     """The product as the API shows it: the data of product.created and product.updated."""
-    return ProductPublic.of(product).model_dump(mode="json")
+    return product_document(product_row(product))

@@ -1,4 +1,4 @@
-"""GET /products/{id} is answered by the fast read path, exactly as the route would."""
+"""GET /products/{id}: one read path, rows straight to JSON, the same bytes as the model."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import uuid
 from typing import Any
 
 import pytest
+from sqlalchemy.exc import DBAPIError
 
-from product_service import fast_read, repository
+from product_service import repository
+from product_service.schemas import ProductPublic
 from product_service.testing import Shop
 
 pytestmark = pytest.mark.anyio
@@ -15,10 +17,6 @@ pytestmark = pytest.mark.anyio
 
 async def _never(*_: Any, **__: Any) -> Any:
     raise AssertionError("the ORM path was taken")
-
-
-async def _database_gone(*_: Any, **__: Any) -> Any:
-    raise OSError("connection reset")
 
 
 @pytest.mark.parametrize(
@@ -34,7 +32,7 @@ async def _database_gone(*_: Any, **__: Any) -> Any:
         pytest.param({"price": 0.1}, id="cents"),
     ],
 )
-async def test_the_body_is_byte_for_byte_what_the_route_wrote(
+async def test_the_body_is_byte_for_byte_what_the_documented_model_writes(
     shop: Shop, fields: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     owner = shop.as_user()
@@ -48,21 +46,47 @@ async def test_the_body_is_byte_for_byte_what_the_route_wrote(
 
     assert response.status_code == 200
     assert response.content == created.content
+    assert (
+        response.content == ProductPublic.model_validate(created.json()).model_dump_json().encode()
+    )
     assert response.headers["etag"] == created.headers["etag"]
     assert response.headers["content-type"] == "application/json"
     assert int(response.headers["content-length"]) == len(created.content)
 
 
-async def test_a_lost_database_connection_is_left_to_the_route(
+async def test_a_driver_error_is_a_503_and_the_next_read_succeeds(
     shop: Shop, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     product = await shop.create(shop.as_user())
-    monkeypatch.setattr(fast_read, "read_product", _database_gone)
+    real = repository.read_product
 
-    response = await shop.client.get(f"/products/{product['id']}", headers=shop.anonymous())
+    async def lost_once(connection: Any, product_id: uuid.UUID) -> Any:
+        monkeypatch.setattr(repository, "read_product", real)
+        raise DBAPIError(
+            "SELECT", (product_id,), OSError("connection reset"), connection_invalidated=True
+        )
 
-    assert response.status_code == 200
-    assert response.json() == product
+    monkeypatch.setattr(repository, "read_product", lost_once)
+    failed = await shop.client.get(f"/products/{product['id']}", headers=shop.anonymous())
+    again = await shop.client.get(f"/products/{product['id']}", headers=shop.anonymous())
+
+    assert failed.status_code == 503
+    assert failed.headers["content-type"] == "application/problem+json"
+    assert again.status_code == 200
+    assert again.json() == product
+
+
+async def test_if_none_match_with_the_current_etag_is_a_304(shop: Shop) -> None:
+    owner = shop.as_user()
+    created = await shop.client.post("/products", json={"name": "Lamp", "price": 1}, headers=owner)
+    etag = created.headers["etag"]
+    headers = {**shop.anonymous(), "If-None-Match": f'"other", W/{etag}'}
+
+    response = await shop.client.get(created.headers["location"], headers=headers)
+
+    assert response.status_code == 304
+    assert response.headers["etag"] == etag
+    assert response.content == b""
 
 
 @pytest.mark.parametrize(
@@ -73,9 +97,7 @@ async def test_a_lost_database_connection_is_left_to_the_route(
         pytest.param(f"{uuid.uuid4()}/", id="trailing-slash"),
     ],
 )
-async def test_what_the_fast_path_cannot_answer_gets_the_routes_problem(
-    shop: Shop, product_id: str
-) -> None:
+async def test_an_id_that_names_no_product_is_a_404_problem(shop: Shop, product_id: str) -> None:
     response = await shop.client.get(f"/products/{product_id}", headers=shop.anonymous())
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
@@ -88,13 +110,13 @@ async def test_uppercase_ids_name_the_same_product(shop: Shop) -> None:
     assert response.json() == product
 
 
-async def test_without_a_gateway_credential_the_fast_path_is_not_reached(shop: Shop) -> None:
+async def test_without_a_gateway_credential_the_read_is_refused(shop: Shop) -> None:
     product = await shop.create(shop.as_user())
     response = await shop.client.get(f"/products/{product['id']}")
     assert response.status_code == 401
 
 
-async def test_fast_reads_are_counted_under_the_route_template(shop: Shop) -> None:
+async def test_reads_are_counted_under_the_route_template(shop: Shop) -> None:
     products = [await shop.create(shop.as_user()) for _ in range(3)]
     for product in products:
         response = await shop.client.get(f"/products/{product['id']}", headers=shop.anonymous())
