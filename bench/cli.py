@@ -22,7 +22,7 @@ from bench.console import BenchError, say
 from bench.outcome import Outcome
 from bench.procs import memory_mb
 from bench.scenarios import SCENARIOS, Context, Measurement, Scenario, measure, settle
-from bench.system import DEFAULT_DATABASE_URL, Launch, System, attached, drain_log
+from bench.system import DEFAULT_DATABASE_URL, Launch, System, attached, drain_logs
 from bench.wrk import ensure_wrk
 
 MAX_DURATION_S = 50  # a direct run's credential lives 60 s
@@ -112,6 +112,12 @@ async def prepare(system: System, options: Options, cores: int) -> Context:
             started = time.monotonic()
             cursor, row = await seed.deep_cursor(lister, options.catalog)
         say(f"deep cursor at row {row:,} ({time.monotonic() - started:.1f} s)")
+        order_products: list[str] = []
+        order_ids: list[str] = []
+        if system.order_url is not None or os.environ.get("BENCH_URL"):
+            started = time.monotonic()
+            order_products, order_ids = await seed.seed_orders(client, token)
+            say(f"placed {len(order_ids)} orders ({time.monotonic() - started:.1f} s)")
     return Context(
         gateway_url=system.gateway_url,
         product_url=system.product_url,
@@ -122,6 +128,8 @@ async def prepare(system: System, options: Options, cores: int) -> Context:
         deep_cursor=cursor,
         run_tag=secrets.token_hex(4),
         cores=cores,
+        order_products=order_products,
+        order_ids=order_ids,
     )
 
 
@@ -137,11 +145,20 @@ async def bench(system: System, options: Options, binary: str, workdir: Path) ->
         if scenario.available(context) and (not options.only or scenario.name in options.only)
     ]
 
+    lags: list[float] = []
+
     async def run(scenario: Scenario, duration: float) -> Measurement:
         load = scenario.build(context, duration)
-        result = await measure(binary, load, workdir, pids, system.databases)
+        watcher = None
+        if scenario.name == "create_order" and system.order_url is not None:
+            watcher = asyncio.create_task(watch_outbox_lag(system.order_url, lags))
+        try:
+            result = await measure(binary, load, workdir, pids, system.databases)
+        finally:
+            if watcher is not None:
+                watcher.cancel()
         await settle(pids)
-        drain_log(system.log_path, scenario.name)
+        drain_logs(system.log_paths, scenario.name)
         return result
 
     say(f"warming up ({options.warmup:g} s per scenario)")
@@ -165,7 +182,7 @@ async def bench(system: System, options: Options, binary: str, workdir: Path) ->
 
     if options.profile:
         await profile.run(
-            scenarios, context, options.duration, pids, binary, workdir, system.log_path
+            scenarios, context, options.duration, pids, binary, workdir, system.log_paths
         )
 
     peak = {name: mb for name, pid in pids.items() if (mb := memory_mb(pid, "VmHWM")) is not None}
@@ -178,6 +195,7 @@ async def bench(system: System, options: Options, binary: str, workdir: Path) ->
         peak_mb=peak,
         ready_s=system.ready_s,
         ready_cpu_s=system.ready_cpu_s,
+        outbox_lag_s=max(lags) if lags else None,
     )
     written = report.write(outcome.document())
     heading = (
@@ -186,6 +204,23 @@ async def bench(system: System, options: Options, binary: str, workdir: Path) ->
         "load average at the end " + " ".join(f"{value:.2f}" for value in os.getloadavg())
     )
     sys.stdout.write(outcome.render(heading, written))
+
+
+LAG_METRIC = "events_outbox_lag_seconds"
+
+
+async def watch_outbox_lag(order_url: str, lags: list[float]) -> None:
+    """order-service's outbox lag every 0.5 s while the orders run (until cancelled)."""
+    async with httpx.AsyncClient(base_url=order_url, timeout=5) as client:
+        while True:
+            try:
+                text = (await client.get("/metrics")).text
+            except httpx.HTTPError:
+                text = ""
+            for line in text.splitlines():
+                if line.startswith(LAG_METRIC):
+                    lags.append(float(line.rsplit(" ", 1)[1]))
+            await asyncio.sleep(0.5)
 
 
 async def main_async(options: Options) -> None:
@@ -197,7 +232,7 @@ async def main_async(options: Options) -> None:
             say(f"measuring the system at {system.gateway_url}")
         else:
             launch = Launch(os.environ.get("BENCH_DATABASE_URL") or DEFAULT_DATABASE_URL)
-            say("starting the system on PostgreSQL through scripts/run.py")
+            say("starting the system on PostgreSQL, each service its own process")
             system = await launch.start()
             say(
                 f"ready in {system.ready_s:.2f} s ({system.ready_cpu_s:.1f} s of CPU) "

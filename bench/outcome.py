@@ -19,6 +19,8 @@ class Outcome:
     peak_mb: dict[str, float]
     ready_s: float | None
     ready_cpu_s: float | None
+    # order-service's events_outbox_lag_seconds, sampled during the POST /orders runs.
+    outbox_lag_s: float | None = None
 
     def _get(self, name: str) -> report.Summary | None:
         return next((s for s in self.summaries if s.scenario.name == name), None)
@@ -31,6 +33,10 @@ class Outcome:
         summary = self._get(name)
         return summary.cpu_ms_per_request if summary else None
 
+    def product_us(self, name: str) -> float | None:
+        summary = self._get(name)
+        return summary.product_us_per_request if summary else None
+
     def ratios(self) -> dict[str, float | None]:
         ratio = report.ratio
         return {
@@ -42,10 +48,25 @@ class Outcome:
             "deep_page_ratio": ratio(self.cpu("list_deep_page"), self.cpu("list_first_page"))
             or ratio(self.rps("list_first_page"), self.rps("list_deep_page")),
             "login_efficiency": ratio(self.rps("login"), self.cores / self.bcrypt_s),
+            # Issue 15: product-service's CPU per request against a GET by id, same run.
+            "page_100_vs_get": ratio(self.product_us("list_page_100"), self._get_us()),
+            "page_20_vs_get": ratio(self.product_us("list_first_page"), self._get_us()),
+            "post_vs_get": ratio(self.product_us("create_product"), self._get_us()),
+        }
+
+    def _get_us(self) -> float | None:
+        return self.product_us("get_product_gateway")
+
+    def orders(self) -> dict[str, float | None]:
+        return {
+            "orders_per_second": self.rps("create_order"),
+            "outbox_lag_seconds_max": self.outbox_lag_s,
         }
 
     def document(self) -> dict[str, object]:
-        return report.document(self.summaries, self.ratios(), self.rss_mb, self.ready_s)
+        return report.document(
+            self.summaries, self.ratios(), self.rss_mb, self.ready_s, {"orders": self.orders()}
+        )
 
     def render(self, heading: str, written: Path) -> str:
         ratios = self.ratios()
@@ -69,10 +90,16 @@ class Outcome:
             + ", ".join(f"{name} {mb:.0f}" for name, mb in self.rss_mb.items())
             + "   peak: "
             + ", ".join(f"{name} {mb:.0f}" for name, mb in self.peak_mb.items()),
+            "issue 15, product-service CPU per request over a GET by id's (same run): "
+            f"page of 100 {_fmt(ratios['page_100_vs_get'], 'x')}, page of 20 "
+            f"{_fmt(ratios['page_20_vs_get'], 'x')}, POST {_fmt(ratios['post_vs_get'], 'x')}",
+            f"orders: {_fmt(self.rps('create_order'), ' orders/s')} (POST /orders), "
+            f"outbox lag at most {_fmt(self.outbox_lag_s, ' s')} "
+            "(events_outbox_lag_seconds on order-service's /metrics, sampled every 0.5 s)",
             f"ready after launch: {_fmt(self.ready_s, ' s')} "
             f"(CPU used to get there: {_fmt(self.ready_cpu_s, ' s')})",
             "",
-            "targets (issue 7):",
+            "targets (issues 7 and 15):",
             report.targets_table(report.targets(by_name, ratios, self.rss_mb, self.ready_s)),
             "",
             f"written: {report.RESULTS / 'latest.json'} and {written}",

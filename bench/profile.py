@@ -24,7 +24,7 @@ from bench.console import say
 from bench.procs import die_with_parent
 from bench.report import RESULTS
 from bench.scenarios import Context, Scenario, measure, settle
-from bench.system import drain_log
+from bench.system import drain_logs
 
 RATE_HZ = 100
 _FRAME = re.compile(r"^(?P<function>.*?) \((?P<file>[^()]*?)(?::\d+)?\)$")
@@ -119,7 +119,7 @@ async def run(
     pids: dict[str, int],
     binary: str,
     workdir: Path,
-    log_path: Path | None,
+    log_paths: list[Path],
 ) -> None:
     spy = py_spy()
     if spy is None:
@@ -127,7 +127,7 @@ async def run(
         return
     directory = RESULTS / "profiles" / time.strftime("%Y%m%dT%H%M%S")
     directory.mkdir(parents=True)
-    served = {name: pid for name, pid in pids.items() if name != "launcher"}
+    served = dict(pids)
     for scenario in scenarios:
         recorders = {
             name: await start(spy, pid, duration, directory / f"{scenario.name}-{name}.txt")
@@ -139,7 +139,7 @@ async def run(
         for recorder in recorders.values():
             await finish(recorder, duration + 15)
         await settle(pids)
-        drain_log(log_path, scenario.name)
+        drain_logs(log_paths, scenario.name)
         summary = [f"{scenario.name}: {measured.result.rps:,.0f} req/s while sampled"]
         for name in served:
             raw = directory / f"{scenario.name}-{name}.txt"

@@ -13,9 +13,17 @@ from typing import Any
 from bench.scenarios import Measurement, Scenario
 
 RESULTS = Path(__file__).parent / "results"
-CPU_GROUPS = ("api-gateway", "product-service", "auth-service", "launcher", "db", "wrk", "other")
-CPU_HEADINGS = ("gw", "product", "auth", "launch", "db", "wrk", "other")
-SYSTEM_GROUPS = ("api-gateway", "product-service", "auth-service", "launcher", "db")
+CPU_GROUPS = (
+    "api-gateway",
+    "product-service",
+    "auth-service",
+    "order-service",
+    "db",
+    "wrk",
+    "other",
+)
+CPU_HEADINGS = ("gw", "product", "auth", "order", "db", "wrk", "other")
+SYSTEM_GROUPS = ("api-gateway", "product-service", "auth-service", "order-service", "db")
 
 
 @dataclass(frozen=True)
@@ -36,6 +44,12 @@ class Summary:
         """CPU of the whole system under test (not wrk, not other work) per request."""
         known = [value for group in SYSTEM_GROUPS if (value := self.cores.get(group)) is not None]
         return sum(known) / self.rps * 1000 if known and self.rps else None
+
+    @property
+    def product_us_per_request(self) -> float | None:
+        """product-service's own CPU per request: what issue 15's same-run ratios compare."""
+        product = self.cores.get("product-service")
+        return product / self.rps * 1e6 if product is not None and self.rps else None
 
     @property
     def gateway_us_per_request(self) -> float | None:
@@ -118,6 +132,36 @@ def targets(
             at_most=25,
         ),
         _target(
+            "issue 15: gateway efficiency on GET /products/{id} >= 0.9",
+            ratios.get("gateway_efficiency"),
+            "{:.2f}",
+            at_least=0.9,
+        ),
+        _target(
+            "issue 15: GET /products/{id} via gateway p99 <= 15 ms",
+            item.p99_ms if item else None,
+            "{:.1f} ms",
+            at_most=15,
+        ),
+        _target(
+            "issue 15: page of 100 <= 2.5x a GET by id (product CPU)",
+            ratios.get("page_100_vs_get"),
+            "{:.2f}x",
+            at_most=2.5,
+        ),
+        _target(
+            "issue 15: page of 20 <= 1.5x a GET by id (product CPU)",
+            ratios.get("page_20_vs_get"),
+            "{:.2f}x",
+            at_most=1.5,
+        ),
+        _target(
+            "issue 15: POST /products <= 2x a GET by id (product CPU)",
+            ratios.get("post_vs_get"),
+            "{:.2f}x",
+            at_most=2,
+        ),
+        _target(
             "hop alone (/health) >= 10,000 req/s per gateway core",
             hop,
             "{:,.0f} req/s per core",
@@ -136,7 +180,7 @@ def targets(
             at_least=0.9,
         ),
     ]
-    for process in ("api-gateway", "auth-service", "product-service"):
+    for process in ("api-gateway", "auth-service", "product-service", "order-service"):
         found.append(
             _target(
                 f"idle RSS of {process} <= 100 MB", rss_mb.get(process), "{:.0f} MB", at_most=100
@@ -155,7 +199,7 @@ def table(summaries: Sequence[Summary]) -> str:
         f"{'scenario':<32} {'req/s':>8} {'(min-max)':>15} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6}"
     )
     head += "".join(f" {name:>7}" for name in CPU_HEADINGS)
-    head += f" {'cpu ms/req':>10} {'gw us/req':>9}"
+    head += f" {'cpu ms/req':>10} {'gw us/req':>9} {'product us/req':>14}"
     lines = [head, "-" * len(head)]
     for summary in summaries:
         spread = f"{summary.rps_min:,.0f}-{summary.rps_max:,.0f}"
@@ -166,10 +210,11 @@ def table(summaries: Sequence[Summary]) -> str:
         line += "".join(f" {_cell(summary.cores.get(group), '.2f'):>7}" for group in CPU_GROUPS)
         line += f" {_cell(summary.cpu_ms_per_request, '.2f'):>10}"
         line += f" {_cell(summary.gateway_us_per_request, '.0f'):>9}"
+        line += f" {_cell(summary.product_us_per_request, '.0f'):>14}"
         lines.append(line)
     lines.append(
         "CPU columns: average cores busy during the runs (all cores busy = the core count); "
-        "other = the rest of the machine;\ncpu ms/req = gateway + services + launcher + "
+        "other = the rest of the machine;\ncpu ms/req = gateway + services + "
         "database CPU per request, which other work on the machine does not inflate."
     )
     return "\n".join(lines)
@@ -188,8 +233,9 @@ def document(
     ratios: dict[str, float | None],
     rss_mb: dict[str, float],
     ready_s: float | None,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """latest.json, in exactly the shape issue 7 gives."""
+    """latest.json, in the shape issue 7 gives, plus `extra` (the orders' figures)."""
     return {
         "scenarios": [
             {
@@ -198,6 +244,8 @@ def document(
                 "p50_ms": round(summary.p50_ms, 3),
                 "p99_ms": round(summary.p99_ms, 3),
                 "errors": summary.errors,
+                "product_us_per_request": _rounded(summary.product_us_per_request),
+                "cpu_ms_per_request": _rounded(summary.cpu_ms_per_request, 3),
             }
             for summary in summaries
         ],
@@ -206,7 +254,12 @@ def document(
         },
         "rss_mb": {key: round(value, 1) for key, value in rss_mb.items()},
         "ready_s": None if ready_s is None else round(ready_s, 2),
+        **(extra or {}),
     }
+
+
+def _rounded(value: float | None, digits: int = 1) -> float | None:
+    return None if value is None else round(value, digits)
 
 
 def write(document_: dict[str, Any]) -> Path:

@@ -19,7 +19,15 @@ from urllib.parse import urlencode
 
 from bench import seed
 from bench.procs import CpuSample, cores_used, postgres_backends, sample_cpu
-from bench.wrk import Load, WrkResult, create_script, once_script, rotate_script, run_wrk
+from bench.wrk import (
+    Load,
+    WrkResult,
+    create_script,
+    once_script,
+    order_script,
+    rotate_script,
+    run_wrk,
+)
 
 CONNECTIONS = 32
 LIST_LIMIT = "20"
@@ -40,6 +48,9 @@ class Context:
     deep_cursor: str
     run_tag: str
     cores: int
+    # Products with stock no run can exhaust, and orders of the token's user to read.
+    order_products: list[str]
+    order_ids: list[str]
 
 
 @dataclass(frozen=True)
@@ -50,6 +61,8 @@ class Scenario:
     via_gateway: bool = True
 
     def available(self, context: Context) -> bool:
+        if self.name in ("create_order", "get_order"):
+            return bool(context.order_ids)
         return self.name != "get_product_direct" or (
             context.product_url is not None and context.credentials is not None
         )
@@ -90,6 +103,26 @@ def _create(context: Context, duration: float) -> Load:
         headers=(JSON, f"Authorization: Bearer {context.token}"),
         script=create_script(),
         args=(f"{context.run_tag}-{os.urandom(3).hex()}",),
+    )
+
+
+def _create_order(context: Context, duration: float) -> Load:
+    return Load(
+        context.gateway_url,
+        duration,
+        headers=(JSON, f"Authorization: Bearer {context.token}"),
+        script=order_script(context.order_products),
+        args=(f"{context.run_tag}-{os.urandom(3).hex()}",),
+    )
+
+
+def _get_order(context: Context, duration: float) -> Load:
+    targets: list[tuple[str, str | None]] = [(f"/orders/{id_}", None) for id_ in context.order_ids]
+    return Load(
+        context.gateway_url,
+        duration,
+        headers=(f"Authorization: Bearer {context.token}",),
+        script=rotate_script("GET", targets),
     )
 
 
@@ -136,7 +169,10 @@ SCENARIOS = (
             }
         ),
     ),
+    Scenario("list_page_100", "GET /products page of 100", _list({"limit": str(seed.PAGE)})),
     Scenario("create_product", "POST /products", _create),
+    Scenario("create_order", "POST /orders", _create_order),
+    Scenario("get_order", "GET /orders/{id}", _get_order),
     Scenario("login", "POST /auth/login", _login),
     Scenario("health_gateway", "GET /health via gateway (hop)", _health),
 )
@@ -145,7 +181,7 @@ SCENARIOS = (
 @dataclass(frozen=True)
 class Measurement:
     result: WrkResult
-    # Average cores used: gateway, auth, product, launcher, db, wrk, machine, other.
+    # Average cores used: gateway, auth, product, order, db, wrk, machine, other.
     cores: dict[str, float | None]
 
 

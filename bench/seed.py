@@ -215,3 +215,35 @@ async def deep_cursor(client: httpx.AsyncClient, rows: int) -> tuple[str, int]:
 def _expect(answer: httpx.Response, status: int, what: str) -> None:
     if answer.status_code != status:
         raise BenchError(f"could not {what}: {answer.status_code} {answer.text[:300]}")
+
+
+ORDER_PRODUCTS = 20
+ORDER_STOCK = 2_000_000_000  # no run can sell it out: every POST /orders is a 201
+ORDERS_TO_READ = 200
+
+
+async def seed_orders(client: httpx.AsyncClient, token: str) -> tuple[list[str], list[str]]:
+    """Products for the order scenarios, and orders of the token's user for GET /orders/{id}."""
+    headers = {"Authorization": f"Bearer {token}"}
+    products = []
+    for i in range(ORDER_PRODUCTS):
+        body = {"name": f"Bench order product {i}", "price": 9.99, "stock": ORDER_STOCK}
+        answer = await client.post("/products", json=body, headers=headers)
+        _expect(answer, 201, "create a product to order")
+        products.append(answer.json()["id"])
+    tag = secrets.token_hex(4)
+
+    async def place(n: int) -> str:
+        body = {"items": [{"product_id": products[n % len(products)], "quantity": 1}]}
+        answer = await client.post(
+            "/orders", json=body, headers={**headers, "Idempotency-Key": f"seed-{tag}-{n}"}
+        )
+        _expect(answer, 201, "place an order")
+        order_id: str = answer.json()["id"]
+        return order_id
+
+    orders = []
+    for start in range(0, ORDERS_TO_READ, 16):
+        stop = min(start + 16, ORDERS_TO_READ)
+        orders += await asyncio.gather(*(place(n) for n in range(start, stop)))
+    return products, orders

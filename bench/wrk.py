@@ -111,6 +111,12 @@ def create_script() -> str:
     return (LUA_DIR / "create.lua").read_text()
 
 
+def order_script(product_ids: list[str]) -> str:
+    """Lua that POSTs /orders for one unit of each product in turn, a new key each time."""
+    rows = ", ".join(lua_string(product_id) for product_id in product_ids)
+    return f"products = {{{rows}}}\n" + (LUA_DIR / "order.lua").read_text()
+
+
 async def run_wrk(binary: str, load: Load, workdir: Path) -> WrkResult:
     script = workdir / "scenario.lua"
     script.write_text(load.script + "\n" + (LUA_DIR / "report.lua").read_text())
