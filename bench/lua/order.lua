@@ -12,5 +12,11 @@ function request()
   counter = counter + 1
   local product = products[(counter + (thread_index or 1) * 7) % #products + 1]
   local body = '{"items":[{"product_id":"' .. product .. '","quantity":1}]}'
-  return wrk.format("POST", "/orders", {["Idempotency-Key"] = "bench-" .. prefix .. counter}, body)
+  -- wrk.format takes these headers instead of wrk.headers: copy those (the token) in.
+  local headers = {}
+  for name, value in pairs(wrk.headers) do
+    headers[name] = value
+  end
+  headers["Idempotency-Key"] = "bench-" .. prefix .. counter
+  return wrk.format("POST", "/orders", headers, body)
 end

@@ -12,7 +12,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Query, Request
 from pydantic import WithJsonSchema
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from product_service.cursors import (
     DEFAULT_SORT,
@@ -43,13 +43,6 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-async def get_read_connection(request: Request) -> AsyncIterator[AsyncConnection]:
-    """For a route that runs one SELECT: no transaction, so no BEGIN and ROLLBACK."""
-    engine: AsyncEngine = request.app.state.read_engine
-    async with engine.connect() as connection:
-        yield connection
-
-
 async def get_caller(request: Request) -> Caller:
     """The caller the gateway vouched for (GatewayGuard verified its credential)."""
     caller = getattr(request.state, "caller", None)
@@ -59,7 +52,6 @@ async def get_caller(request: Request) -> Caller:
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
-ReadConnectionDep = Annotated[AsyncConnection, Depends(get_read_connection)]
 CallerDep = Annotated[Caller, Depends(get_caller)]
 
 

@@ -14,7 +14,6 @@ from product_service.dependencies import (
     IfMatchDep,
     IfNoneMatchDep,
     ListRequestDep,
-    ReadConnectionDep,
     SessionDep,
     require_admin,
 )
@@ -88,13 +87,17 @@ _WRITE_PROBLEMS = {
         }
     ),
 )
-async def list_products(connection: ReadConnectionDep, request: ListRequestDep) -> Response:
+async def list_products(request: Request, parameters: ListRequestDep) -> Response:
     """A page of products, newest first unless `sort` says otherwise.
 
     Pass `next_cursor` back as `cursor` for the next page, with the same `sort` and
     filters (another combination gets 422); `next_cursor` is null on the last page.
     """
-    page = await service.list_products(connection, request=request)
+    # The connection held for the one SELECT only, not by a yield dependency until the
+    # response is sent (FastAPI's exit stack per request).
+    engine: AsyncEngine = request.app.state.read_engine
+    async with engine.connect() as connection:
+        page = await service.list_products(connection, request=parameters)
     # Rows straight to JSON bytes (documents.py): no model per row, no response_model pass.
     return Response(page_json(page.items, page.next_cursor), media_type="application/json")
 
