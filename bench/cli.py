@@ -20,12 +20,13 @@ import httpx
 from bench import profile, report, seed
 from bench.console import BenchError, say
 from bench.outcome import Outcome
-from bench.procs import memory_mb
+from bench.procs import cores_used, memory_mb, sample_cpu
 from bench.scenarios import SCENARIOS, Context, Measurement, Scenario, measure, settle
 from bench.system import DEFAULT_DATABASE_URL, Launch, System, attached, drain_logs
 from bench.wrk import ensure_wrk
 
-MAX_DURATION_S = 50  # a direct run's credential lives 60 s
+MAX_DURATION_S = 50
+IDLE_SAMPLE_S = 3.0  # a direct run's credential lives 60 s
 
 
 @dataclass(frozen=True)
@@ -166,6 +167,13 @@ async def bench(system: System, options: Options, binary: str, workdir: Path) ->
         await run(scenario, options.warmup)
     await asyncio.sleep(1)
     rss = {name: mb for name, pid in pids.items() if (mb := memory_mb(pid)) is not None}
+    # What each service burns with no request at all (relays and readiness polls, the
+    # gateway's health checks): subtracted from its per-request figures, which at 100
+    # req/s on a busy machine it would otherwise inflate by ~0.2 ms.
+    before = sample_cpu({name: [pid] for name, pid in pids.items()})
+    await asyncio.sleep(IDLE_SAMPLE_S)
+    idle = cores_used(before, sample_cpu({name: [pid] for name, pid in pids.items()}))
+    say("idle cores: " + ", ".join(f"{name} {value or 0:.3f}" for name, value in idle.items()))
 
     runs: dict[str, list[Measurement]] = {scenario.name: [] for scenario in scenarios}
     for number in range(1, options.rounds + 1):
@@ -187,7 +195,7 @@ async def bench(system: System, options: Options, binary: str, workdir: Path) ->
 
     peak = {name: mb for name, pid in pids.items() if (mb := memory_mb(pid, "VmHWM")) is not None}
     outcome = Outcome(
-        summaries=[report.summarize(scenario, runs[scenario.name]) for scenario in scenarios],
+        summaries=[report.summarize(scenario, runs[scenario.name], idle) for scenario in scenarios],
         cores=cores,
         bcrypt_s=bcrypt_verify_seconds(bcrypt_rounds),
         bcrypt_rounds=bcrypt_rounds,

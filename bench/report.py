@@ -6,7 +6,7 @@ import json
 import statistics
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,8 @@ class Summary:
     p99_ms: float
     errors: int
     cores: dict[str, float | None]
+    # Each process's cores with no load (sampled once after the warm-up).
+    idle: dict[str, float | None] = field(default_factory=dict)
 
     @property
     def cpu_ms_per_request(self) -> float | None:
@@ -47,9 +49,12 @@ class Summary:
 
     @property
     def product_us_per_request(self) -> float | None:
-        """product-service's own CPU per request: what issue 15's same-run ratios compare."""
+        """product-service's own CPU per request, its idle CPU taken off: what issue 15's
+        same-run ratios compare."""
         product = self.cores.get("product-service")
-        return product / self.rps * 1e6 if product is not None and self.rps else None
+        if product is None or not self.rps:
+            return None
+        return max(product - (self.idle.get("product-service") or 0.0), 0.0) / self.rps * 1e6
 
     @property
     def gateway_us_per_request(self) -> float | None:
@@ -57,7 +62,11 @@ class Summary:
         return gateway / self.rps * 1e6 if gateway is not None and self.rps else None
 
 
-def summarize(scenario: Scenario, runs: Sequence[Measurement]) -> Summary:
+def summarize(
+    scenario: Scenario,
+    runs: Sequence[Measurement],
+    idle: dict[str, float | None] | None = None,
+) -> Summary:
     rates = [run.result.rps for run in runs]
     cores: dict[str, float | None] = {}
     for group in (*CPU_GROUPS, "machine"):
@@ -73,6 +82,7 @@ def summarize(scenario: Scenario, runs: Sequence[Measurement]) -> Summary:
         p99_ms=statistics.median(run.result.p99_ms for run in runs),
         errors=sum(run.result.errors for run in runs),
         cores=cores,
+        idle=dict(idle or {}),
     )
 
 
