@@ -5,8 +5,8 @@ first in their dependency order, then the three servers, each with its Dockerfil
 ENTRYPOINT + CMD (or the compose override) and the environment the image and the compose
 file give it. What only a container has is swapped for a local equivalent: /data is a
 temporary directory (the named volumes are its subdirectories, so they are shared as in
-compose), PostgreSQL is a SQLite file, Redis is left out, ports are ephemeral, and the
-compose service names in URLs resolve to 127.0.0.1.
+compose), PostgreSQL is a SQLite file, Redis and NATS are left out (events wait in the
+outboxes), ports are ephemeral, and the compose service names in URLs resolve to 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -99,6 +99,8 @@ class LocalCompose:
                 value = f"sqlite+aiosqlite:///{self.data / database}.db"
             elif key == "REDIS_URL":
                 continue  # compose's Redis is not here; the gateway then limits in-process
+            elif key == "NATS_URL":
+                continue  # nor its NATS: the services serve, their events wait in the outbox
             elif key.endswith("_HOST"):
                 value = "127.0.0.1"
             for service in SERVICES:
@@ -225,6 +227,9 @@ def test_compose_starts_our_services_after_their_one_shot_steps(
     assert order.index("migrate-auth") < order.index("auth-service")
     assert order.index("migrate-product") < order.index("product-service")
     assert order.index("gateway-keys") < order.index("product-service")
+    assert order.index("migrate-order") < order.index("order-service")
+    assert order.index("order-service-keys") < order.index("product-service")
+    assert order.index("product-service") < order.index("order-service")
     assert order[-1] == "api-gateway"
 
 
@@ -264,6 +269,26 @@ def test_a_request_passes_the_gateway_with_its_credential(
     assert response.status_code == 200, response.text
     # Straight to the service, without the credential: refused.
     direct = httpx.get(f"http://127.0.0.1:{local.ports['product-service']}/products", timeout=5)
+    assert direct.status_code in (401, 403)
+
+
+def test_orders_pass_the_gateway_to_order_service_with_a_users_credential(
+    system: tuple[LocalCompose, dict[str, Running]],
+) -> None:
+    """ORDER_SERVICE_URL, the gateway's key in order-service's mount, its own database."""
+    local, _servers = system
+    gateway = f"http://127.0.0.1:{local.ports['api-gateway']}"
+    account = {"name": "Buyer", "email": "buyer@example.com", "password": "a-long-passphrase-1"}
+    with httpx.Client(base_url=gateway, timeout=10) as client:
+        assert client.get("/orders").status_code == 401
+        assert client.post("/auth/register", json=account).status_code == 201
+        login = client.post("/auth/login", json={k: account[k] for k in ("email", "password")})
+        assert login.status_code == 200, login.text
+        token = login.json()["access_token"]
+        listed = client.get("/orders", headers={"Authorization": f"Bearer {token}"})
+    assert listed.status_code == 200, listed.text
+    assert listed.json()["items"] == []
+    direct = httpx.get(f"http://127.0.0.1:{local.ports['order-service']}/orders", timeout=5)
     assert direct.status_code in (401, 403)
 
 

@@ -54,6 +54,9 @@ def test_every_service_starts_after_what_it_depends_on(compose: dict[str, Any]) 
         for dependency in plan.depends_on(spec):
             assert position[dependency] < position[name], (dependency, name)
     assert stages[-1] == ["api-gateway"]
+    flat = [name for stage in stages for name in stage]
+    assert flat.index("nats") < flat.index("order-service") < flat.index("api-gateway")
+    assert flat.index("product-service") < flat.index("order-service")
 
 
 def test_a_service_added_later_is_planned_without_editing_the_test(
@@ -94,8 +97,10 @@ def test_one_shot_steps_are_the_ones_run_to_completion(compose: dict[str, Any]) 
     assert plan.one_shot_services(compose) == {
         "gateway-keys",
         "auth-keys",
+        "order-service-keys",
         "migrate-auth",
         "migrate-product",
+        "migrate-order",
     }
 
 
@@ -109,6 +114,7 @@ def test_the_base_images_are_the_dockerfiles_from_and_the_services_not_built(
     compose: dict[str, Any],
 ) -> None:
     assert plan.base_images(compose, ROOT) == [
+        "nats:2-alpine",
         "postgres:17-alpine",
         "python:3.11-slim-bookworm",
         "redis:7-alpine",
