@@ -356,13 +356,16 @@ def main(argv: list[str]) -> int:
             say(f"ok: {label}")
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
             seen = first_run(client, admin_email=admin_email, admin_password=admin_password)
-            say("ok: register, login, me, create, list with q, USER delete 403, ADMIN delete")
+            say(
+                "ok: register, login, me, create, list with q, USER delete 403, ADMIN delete, "
+                "an order with an Idempotency-Key (201, replayed, stock reserved)"
+            )
             with timed("down and up again", timings):
                 engine.down(volumes=False)
                 engine.up(stages, one_shots)
             check_one_shots(engine, compose)
             after_restart(client, seen)
-            say("ok: a second up keeps accounts, products and keys")
+            say("ok: a second up keeps accounts, products, orders, stock and keys")
         engine.down(volumes=True)
         check_volumes_removed(engine)
         say("ok: down --volumes removes the containers and the data")
