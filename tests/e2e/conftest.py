@@ -34,6 +34,7 @@ class System:
     gateway: str
     auth: str
     product: str
+    order: str
     nats: str
     output: list[str] = field(default_factory=list)
     reader: threading.Thread | None = None
@@ -52,7 +53,8 @@ class System:
 def start_system(data_dir: Path, **extra_env: str) -> System:
     # NATS_PORT: the launcher's own NATS (when NATS_URL is not given) on a spare port too.
     ports = {
-        name: free_port() for name in ("GATEWAY_PORT", "AUTH_PORT", "PRODUCT_PORT", "NATS_PORT")
+        name: free_port()
+        for name in ("GATEWAY_PORT", "AUTH_PORT", "PRODUCT_PORT", "ORDER_PORT", "NATS_PORT")
     }
     env = {
         **os.environ,
@@ -79,6 +81,7 @@ def start_system(data_dir: Path, **extra_env: str) -> System:
         gateway=f"http://127.0.0.1:{ports['GATEWAY_PORT']}",
         auth=f"http://127.0.0.1:{ports['AUTH_PORT']}",
         product=f"http://127.0.0.1:{ports['PRODUCT_PORT']}",
+        order=f"http://127.0.0.1:{ports['ORDER_PORT']}",
         nats=extra_env.get("NATS_URL") or f"nats://127.0.0.1:{ports['NATS_PORT']}",
     )
 

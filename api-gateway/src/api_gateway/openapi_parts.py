@@ -41,7 +41,9 @@ INFO: dict[str, Any] = {
         "413, 415, 400, 422, 429 (email), 404 (resource), 403 (owner), 412, 409 wins.\n\n"
         "**Conventions.** Bodies are JSON; an unknown body field gets 422, an unknown "
         "query parameter is ignored. Ids are UUIDs, timestamps RFC 3339 in UTC. A trailing "
-        "slash makes another, unknown path (404). Every response carries `X-Request-ID`."
+        "slash makes another, unknown path (404). Every response carries `X-Request-ID`.\n\n"
+        "**Events.** Every change of an order or a product is published on NATS JetStream: "
+        "see the [AsyncAPI document](/api-docs/asyncapi.json)."
     ),
 }
 TAGS: list[dict[str, str]] = [
@@ -288,11 +290,13 @@ OWN_PATHS: dict[str, dict[str, Any]] = {
     "/ready": _own(
         "getReadiness",
         "Readiness",
-        "200 when at least one instance of every upstream is ready, else 503; the body "
-        "names each dependency's state. A Redis outage shows as `degraded` with 200.",
+        "200 while the gateway itself can serve (its settings and the auth keys are "
+        "loaded), answered from what it already knows; the body names each upstream, each "
+        "instance and Redis with its state. A service with no ready instance does not make "
+        "the gateway not-ready: that service's routes answer 503 at once.",
         {
-            "200": _json("GatewayReadiness", "Every upstream has a ready instance."),
-            "503": _json("GatewayReadiness", "An upstream has no ready instance."),
+            "200": _json("GatewayReadiness", "The gateway can serve."),
+            "503": _json("GatewayReadiness", "The gateway cannot serve (no auth keys yet)."),
         },
     ),
     "/metrics": _own(

@@ -31,6 +31,7 @@ from order_service.exceptions import (
     IdempotencyKeyReused,
     StockUnavailable,
 )
+from order_service.metrics import CHECKOUTS
 from order_service.models import IdempotencyKey, OrderLine, PurchaseOrder, Status
 from order_service.schemas import OrderCreate, order_document
 from order_service.service import Actor, etag_of, items_of
@@ -86,6 +87,7 @@ async def place_order(
         await session.commit()
     except IntegrityError:
         await session.rollback()
+        CHECKOUTS.labels("replayed").inc()
         return await _earlier_answer(session, actor=actor, key=key, fingerprint=fingerprint)
 
     lines = [(line.product_id, line.quantity) for line in data.items]
@@ -94,6 +96,7 @@ async def place_order(
     except StockCallFailed as exc:
         logger.warning("checkout %s: reservation failed: %s", order.id, exc)
         await give_up(session, stock, order_id=order.id, actor=actor)
+        CHECKOUTS.labels("unavailable").inc()
         raise StockUnavailable("The stock could not be reserved now; nothing was placed.") from None
 
     if isinstance(outcome, Refusal):
@@ -102,16 +105,22 @@ async def place_order(
         answer = _problem_answer(422, _currency_errors(outcome))
     else:
         try:
-            return await _complete(session, order, claim, outcome, payment_timeout=payment_timeout)
+            answer = await _complete(
+                session, order, claim, outcome, payment_timeout=payment_timeout
+            )
         except Exception as exc:
             if not is_unavailable(exc):
                 raise
             await session.rollback()
             await give_up(session, stock, order_id=order.id, actor=actor)
+            CHECKOUTS.labels("unavailable").inc()
             raise
+        CHECKOUTS.labels("placed").inc()
+        return answer
     # Refused: nothing is held by this order (mixed currencies: released below); the
     # answer is kept under the key, so a repeat gets it again.
     await _finish_refused(session, order, claim, answer, released=isinstance(outcome, list))
+    CHECKOUTS.labels("refused").inc()
     if isinstance(outcome, list):
         await stock.release(order.id, caller=actor.as_caller())
     return answer

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from order_service.config import SERVICE_NAME
+from order_service.metrics import ORDER_STATUS_CHANGES
 from order_service.models import OUTBOX_TABLE, PurchaseOrder
 from shop_common.events import StreamSpec, record_event
 
@@ -57,3 +58,5 @@ async def record_order_event(
         data=data,
         table=OUTBOX_TABLE,
     )
+    # Counted when recorded; a rollback after this overcounts by one, never undercounts.
+    ORDER_STATUS_CHANGES.labels(order.status).inc()

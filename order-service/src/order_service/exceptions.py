@@ -2,7 +2,7 @@
 
 Problem
   AuthenticationRequired     401  no signed-in caller
-  IdempotencyKeyInvalid      400  POST /orders without a valid Idempotency-Key
+  (400 for a missing or malformed Idempotency-Key is main.py's validation handler)
   AdminRequired              403  payment or shipment by a caller who is not ADMIN
   OrderNotFound              404  no such order, or someone else's (also a malformed id)
   PreconditionFailed         412  If-Match names no current ETag; nothing was changed
@@ -25,10 +25,6 @@ RETRY_AFTER_SECONDS = "2"
 class AuthenticationRequired(Problem):
     status = 401
     headers = {"WWW-Authenticate": "Bearer"}
-
-
-class IdempotencyKeyInvalid(Problem):
-    status = 400
 
 
 class OrderNotFound(Problem):

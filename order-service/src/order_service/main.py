@@ -8,10 +8,12 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 from starlette.routing import Match
 
 from order_service.config import PRODUCT_SERVICE, SERVICE_NAME, Settings
 from order_service.db import MIGRATIONS_DIR, VERSION_TABLE, create_sessionmaker
+from order_service.dependencies import IDEMPOTENCY_KEY_HEADER
 from order_service.events import ORDERS_STREAM
 from order_service.models import OUTBOX_TABLE
 from order_service.router import router
@@ -21,7 +23,7 @@ from shop_common.callers import credential_verifier
 from shop_common.database import create_engine, engine_options, schema_state
 from shop_common.events import EventRuntime
 from shop_common.health import health_router
-from shop_common.problems import problem_response
+from shop_common.problems import problem_response, validation_errors
 from shop_common.service_app import install_service_defaults
 from shop_common.service_client import ServiceClient
 
@@ -90,7 +92,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health_router(check_ready))
     app.include_router(router)
     app.add_exception_handler(405, _method_not_allowed)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
     return app
+
+
+async def _invalid_request(_: Request, exc: Exception) -> Response:
+    """422, except a missing or malformed Idempotency-Key: 400, which the contract puts
+    before any body error (FastAPI reports both in one exception)."""
+    assert isinstance(exc, RequestValidationError)
+    errors = validation_errors(exc.errors())
+    if any(error["field"] == f"header.{IDEMPOTENCY_KEY_HEADER}" for error in errors):
+        return problem_response(
+            400,
+            detail="The Idempotency-Key header is required: 1 to 255 visible ASCII characters.",
+        )
+    return problem_response(422, detail="The request is not valid.", errors=errors)
 
 
 async def _method_not_allowed(request: Request, _: Exception) -> Response:

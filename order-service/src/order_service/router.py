@@ -40,6 +40,17 @@ _ETAG: dict[str, Any] = {
     "schema": {"type": "string", "examples": ['"8a1f5c2e3b4d4e6f9a7b0c1d2e3f4a5b-1"']},
 }
 _NOT_FOUND = "No order has this id, or it is another buyer's."
+_BY_ID = {"id": "$response.body#/id"}
+# OpenAPI links: what a client (or a stateful fuzzer) can do next with the order.
+_LINKS: dict[str, Any] = {
+    "GetOrder": {"operationId": "getOrder", "parameters": _BY_ID},
+    "CancelOrder": {
+        "operationId": "cancelOrder",
+        "parameters": {**_BY_ID, "header.If-Match": "$response.header.ETag"},
+    },
+    "RecordPayment": {"operationId": "recordPayment", "parameters": _BY_ID},
+    "RecordShipment": {"operationId": "recordShipment", "parameters": _BY_ID},
+}
 _PRECONDITION = "`If-Match` names no current ETag of the order; nothing was changed."
 _BODY_PROBLEMS = (400, 401, 413, 415, 422)
 
@@ -52,7 +63,7 @@ def _order(status_code: int, description: str, *, location: bool = False) -> dic
             "required": True,
             "schema": {"type": "string"},
         }
-    return {status_code: {"description": description, "headers": headers}}
+    return {status_code: {"description": description, "headers": headers, "links": _LINKS}}
 
 
 def _json(
