@@ -183,9 +183,9 @@ def test_only_the_gateway_service_is_exposed(rendered: Rendered, overlay: str) -
         assert [p["port"] for p in service["spec"]["ports"]] == [port]
     for ingress in of_kind(documents, "Ingress").values():
         backends = str(ingress["spec"])
-        for service in SERVICES:
-            if service.name != "api-gateway":
-                assert service.name not in backends
+        for internal in SERVICES:
+            if internal.name != "api-gateway":
+                assert internal.name not in backends
 
 
 @pytest.mark.parametrize("overlay", OVERLAY_PARAMS)
