@@ -139,3 +139,44 @@ def test_the_published_port_follows_shop_port(
     compose = read(environ, tmp_path)
     assert compose["services"]["api-gateway"]["ports"] == [published]
     assert compose["services"]["auth-service"]["image"] == "shop/auth-service:local"
+
+
+def test_the_nats_monitor_is_found_in_the_compose_file(compose: dict[str, Any]) -> None:
+    assert plan.nats_monitor(compose) == ("nats", "8222")
+
+
+def jsz(messages: int, *consumers: tuple[int, int]) -> dict[str, Any]:
+    """JetStream's /jsz?streams=true&consumers=true, reduced to what the check reads."""
+    return {
+        "account_details": [
+            {
+                "stream_detail": [
+                    {
+                        "name": "ORDERS",
+                        "state": {"messages": messages},
+                        "consumer_detail": [
+                            {"name": f"c{i}", "num_pending": pending, "num_ack_pending": unacked}
+                            for i, (pending, unacked) in enumerate(consumers)
+                        ],
+                    }
+                ]
+            }
+        ]
+    }
+
+
+@pytest.mark.parametrize(
+    ("report", "settled"),
+    [
+        pytest.param({"account_details": []}, False, id="no stream yet"),
+        pytest.param(jsz(0), False, id="no event yet"),
+        pytest.param(jsz(1, (1, 0)), False, id="a consumer has not fetched it"),
+        pytest.param(jsz(1, (0, 1)), False, id="a consumer has not acknowledged it"),
+        pytest.param(jsz(1), True, id="published, no consumer"),
+        pytest.param(jsz(2, (0, 0), (0, 0)), True, id="every consumer acknowledged"),
+    ],
+)
+def test_events_count_as_through_once_published_and_acknowledged(
+    report: dict[str, Any], settled: bool
+) -> None:
+    assert (plan.events_unsettled(report, "ORDERS") is None) is settled
