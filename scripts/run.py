@@ -54,6 +54,10 @@ DATABASES = {
     "order-service": Database("order_database_url", "order.db", "order_alembic_version"),
 }
 
+# Services that sign calls to another service (product-service's /stock accepts
+# order-service's credential, so it needs that public key).
+CALLING_SERVICES = ("order-service",)
+
 
 class LaunchFailed(Exception):
     """A step failed or a service exited during start; the message says which."""
@@ -261,7 +265,8 @@ def _ensure_credential_keys(data_dir: Path) -> None:
     private = _setting("gateway_private_key_file") or keys_dir / "gateway" / "private.pem"
     public = _setting("gateway_public_key_file") or keys_dir / "gateway" / "public.pem"
     ensure_ed25519_keypair(Path(private), Path(public))
-    for service in DATABASES:
+    # order-service's too, whatever runs: product-service reads its public key at start.
+    for service in dict.fromkeys((*DATABASES, *CALLING_SERVICES)):
         ensure_ed25519_keypair(
             keys_dir / service / "private.pem", keys_dir / service / "public.pem"
         )

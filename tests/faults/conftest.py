@@ -19,7 +19,7 @@ from pathlib import Path
 import asyncpg  # type: ignore[import-untyped]
 import pytest
 
-from shop_common.testing import write_gateway_keys
+from shop_common.testing import write_credential_keys, write_gateway_keys
 from tests.scaleout.conftest import (
     ADMIN_EMAIL,
     ADMIN_PASSWORD,
@@ -206,6 +206,7 @@ async def cluster(
     wanted = 16384 if hard == resource.RLIM_INFINITY else min(hard, 16384)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, wanted), hard))
     write_gateway_keys(data_dir)
+    write_credential_keys(data_dir, "order-service")  # product-service reads its public key
     _migrate("auth_service", auth_env)
     _migrate("product_service", product_env)
     _migrate("auth_service", auth_env, "keys", "init")

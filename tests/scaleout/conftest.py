@@ -21,6 +21,7 @@ from shop_common.testing import (
     fresh_postgres_database,
     postgres_base_url,
     redis_url,
+    write_credential_keys,
     write_gateway_keys,
 )
 
@@ -209,6 +210,7 @@ class _cluster:
 
     def __enter__(self) -> Cluster:
         write_gateway_keys(self.data_dir)
+        write_credential_keys(self.data_dir, "order-service")  # product-service reads it
         for module, env in self.migrations:
             _migrate(module, env)
         _migrate("auth_service", self.migrations[0][1], "keys", "init")

@@ -37,6 +37,7 @@ from order_service.schemas import OrderCreate, order_document
 from order_service.service import Actor, etag_of, items_of
 from order_service.stock import Refusal, ReservedLine, StockCallFailed, StockClient
 from shop_common.database import is_unavailable
+from shop_common.deadline import RequestDeadlinePassed, no_deadline
 from shop_common.problems import PROBLEM_CONTENT_TYPE, problem_body
 
 logger = logging.getLogger(__name__)
@@ -109,7 +110,9 @@ async def place_order(
                 session, order, claim, outcome, payment_timeout=payment_timeout
             )
         except Exception as exc:
-            if not is_unavailable(exc):
+            # The database failed, or the request's deadline passed before the commit
+            # (the gateway has answered 504 or is about to): nothing was placed; undo.
+            if not (is_unavailable(exc) or isinstance(exc, RequestDeadlinePassed)):
                 raise
             await session.rollback()
             await give_up(session, stock, order_id=order.id, actor=actor)
@@ -191,7 +194,18 @@ async def give_up(
     session: AsyncSession, stock: StockClient, *, order_id: uuid.UUID, actor: Actor | None
 ) -> bool:
     """Abort a checkout still `reserving` (once, whoever calls): `order.aborted` releases
-    any stock it holds, and its key is freed for a retry. False when it was not reserving."""
+    any stock it holds, and its key is freed for a retry. False when it was not reserving.
+
+    Undo, not the client's write: it commits even past the request's deadline (which
+    refuses the client's own commit, shop_common.deadline).
+    """
+    with no_deadline():
+        return await _give_up(session, stock, order_id=order_id, actor=actor)
+
+
+async def _give_up(
+    session: AsyncSession, stock: StockClient, *, order_id: uuid.UUID, actor: Actor | None
+) -> bool:
     try:
         aborted = await repository.update_order(
             session,

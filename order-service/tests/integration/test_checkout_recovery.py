@@ -91,6 +91,28 @@ async def test_product_service_not_answering_gives_503_and_places_nothing(orders
     assert orders.catalog.stock(lamp) == 9
 
 
+async def test_a_checkout_past_its_deadline_is_given_up_and_its_key_freed(orders: Any) -> None:
+    """The gateway's deadline passes while product-service is stuck: the checkout is undone
+    (order.aborted, key freed) although the request's own commits are refused by then."""
+    lamp = orders.catalog.add(stock=10)
+    orders.catalog.hang = True
+    buyer_id = str(uuid.uuid4())
+    late = orders.keys.headers("order-service", user_id=buyer_id, role="USER", deadline_in=0.5)
+    body = {"items": [{"product_id": lamp, "quantity": 1}]}
+    refused = await orders.client.post(
+        "/orders", json=body, headers={**late, "Idempotency-Key": "deadline"}
+    )
+    assert refused.status_code == 503
+    order_id = orders.catalog.calls[0][1]
+    assert await _events_of(orders, order_id) == ["order.aborted"]
+    orders.catalog.hang = False
+    again = await orders.client.post(
+        "/orders", json=body, headers={**orders.as_user(buyer_id), "Idempotency-Key": "deadline"}
+    )
+    assert again.status_code == 201
+    assert orders.catalog.stock(lamp) == 9
+
+
 async def test_an_error_from_product_service_gives_503(orders: Any) -> None:
     lamp = orders.catalog.add(stock=10)
     orders.catalog.fail_with = 500
