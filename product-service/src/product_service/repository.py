@@ -6,7 +6,21 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Select, delete, insert, or_, select, tuple_, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Integer,
+    Select,
+    Text,
+    Uuid,
+    bindparam,
+    delete,
+    insert,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -92,11 +106,60 @@ async def list_products(
     sort: Sort,
     after: Position | None,
     limit: int,
-) -> Sequence[Row[Any]]:
-    """Rows, not ORM objects: a page is only read and sent (a Core SELECT costs half)."""
+) -> Sequence[Sequence[Any]]:
+    """Rows (documents.COLUMNS order), not ORM objects: a page is only read and sent.
+
+    On PostgreSQL the statement is compiled once per shape (sort, which filters, first page
+    or not) and its SQL run by the driver's `fetch`, with the same error translation and
+    the same exception for traced SQL as read_product: no Core result processing per row
+    (docs/decisions/product-service-list-and-write-speed.md). Elsewhere (SQLite) Core.
+    """
     statement = list_statement(filters, sort=sort, after=after, limit=limit)
-    rows: Sequence[Row[Any]] = (await connection.execute(statement)).all()
-    return rows
+    if (
+        connection.dialect.name != "postgresql"
+        or connection.sync_engine.dispatch.before_cursor_execute
+    ):
+        rows: Sequence[Sequence[Any]] = (await connection.execute(statement)).all()
+        return rows
+    shape = (
+        sort,
+        filters.owner_id is not None,
+        filters.min_cents is not None,
+        filters.max_cents is not None,
+        bool(filters.q),
+        after is not None,
+    )
+    compiled = _COMPILED.get(shape)
+    if compiled is None:
+        query = statement.compile(dialect=connection.dialect)
+        compiled = _COMPILED[shape] = (query.string, tuple(query.positiontup or ()))
+    sql, names = compiled
+    values = _list_values(filters, after, limit)
+    arguments = [values[name] for name in names]
+    driver: Any = (await connection.get_raw_connection()).driver_connection
+    try:
+        records: Sequence[Sequence[Any]] = await driver.fetch(sql, *arguments)
+    except Exception as exc:
+        await connection.invalidate()
+        raise DBAPIError(sql, arguments, exc, connection_invalidated=True) from exc
+    return records
+
+
+# The list query's SQL and parameter order, per shape (at most 6 sorts x 32 shapes).
+_COMPILED: dict[tuple[Any, ...], tuple[str, tuple[str, ...]]] = {}
+
+
+def _list_values(filters: ProductFilter, after: Position | None, limit: int) -> dict[str, Any]:
+    """The values of list_statement's named parameters."""
+    return {
+        "owner_id": filters.owner_id,
+        "min_cents": filters.min_cents,
+        "max_cents": filters.max_cents,
+        "pattern": f"%{escape_like(filters.q)}%" if filters.q else None,
+        "after_value": after.value if after is not None else None,
+        "after_id": after.id if after is not None else None,
+        "limit": limit + 1,
+    }
 
 
 def list_statement(
@@ -105,18 +168,26 @@ def list_statement(
     """Keyset paging: WHERE (key, id) beyond the last row sent, ORDER BY key, id, LIMIT.
 
     Never OFFSET: each page starts with an index seek, at row 1,000,000 as at row 1.
+    Every parameter is named (see _list_values), so one shape compiles to one SQL text.
     """
     column = getattr(Product, sort_column(sort))
     descending = sort.startswith("-")
+    values = _list_values(filters, after, limit)
     statement = select(_PRODUCT)
     if filters.owner_id is not None:
-        statement = statement.where(Product.owner_id == filters.owner_id)
+        statement = statement.where(
+            Product.owner_id == bindparam("owner_id", values["owner_id"], type_=Uuid)
+        )
     if filters.min_cents is not None:
-        statement = statement.where(Product.price_cents >= filters.min_cents)
+        statement = statement.where(
+            Product.price_cents >= bindparam("min_cents", values["min_cents"], type_=BigInteger)
+        )
     if filters.max_cents is not None:
-        statement = statement.where(Product.price_cents <= filters.max_cents)
+        statement = statement.where(
+            Product.price_cents <= bindparam("max_cents", values["max_cents"], type_=BigInteger)
+        )
     if filters.q:
-        pattern = f"%{escape_like(filters.q)}%"
+        pattern = bindparam("pattern", values["pattern"], type_=Text)
         statement = statement.where(
             or_(
                 *(
@@ -127,13 +198,16 @@ def list_statement(
         )
     if after is not None:
         key = tuple_(column, Product.id)
-        bound = (after.value, after.id)
+        bound = tuple_(
+            bindparam("after_value", values["after_value"], type_=column.type),
+            bindparam("after_id", values["after_id"], type_=Uuid),
+        )
         statement = statement.where(key < bound if descending else key > bound)
     if descending:
         statement = statement.order_by(column.desc(), Product.id.desc())
     else:
         statement = statement.order_by(column.asc(), Product.id.asc())
-    return statement.limit(limit + 1)
+    return statement.limit(bindparam("limit", values["limit"], type_=Integer))
 
 
 def escape_like(text: str) -> str:

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from product_service import repository
 from product_service.cursors import Position, ProductFilter, Sort, encode_cursor, sort_column
-from product_service.documents import COLUMNS, product_document, product_row
+from product_service.documents import COLUMNS, ID, product_document, product_row
 from product_service.events import record_product_event
 from product_service.exceptions import (
     NotProductOwner,
@@ -53,7 +53,7 @@ class ListRequest:
 
 @dataclass(frozen=True, slots=True)
 class Page:
-    items: list[Row[Any]]
+    items: Sequence[Sequence[Any]]
     next_cursor: str | None
 
 
@@ -112,7 +112,7 @@ async def list_products(connection: AsyncConnection, *, request: ListRequest) ->
     next_cursor = None
     if len(rows) > request.limit:  # one row beyond the page: another page exists
         last = items[-1]
-        position = Position(value=getattr(last, sort_column(request.sort)), id=last.id)
+        position = Position(value=last[COLUMNS.index(sort_column(request.sort))], id=last[ID])
         next_cursor = encode_cursor(request.sort, request.filters, position)
     return Page(items=items, next_cursor=next_cursor)
 

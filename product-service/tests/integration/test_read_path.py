@@ -124,3 +124,13 @@ async def test_reads_are_counted_under_the_route_template(shop: Shop) -> None:
     metrics = (await shop.client.get("/metrics")).text
     assert 'route="/products/{id}"' in metrics
     assert not any(product["id"] in metrics for product in products)
+
+
+async def test_a_price_range_beyond_32_bits_lists_the_dearest_product(shop: Shop) -> None:
+    dear = await shop.create(shop.as_user(), price=999999999.99)
+    params = {"min_price": "999999999.5", "max_price": "1000000000", "limit": "100"}
+
+    response = await shop.client.get("/products", params=params, headers=shop.anonymous())
+
+    assert response.status_code == 200
+    assert dear in response.json()["items"]
