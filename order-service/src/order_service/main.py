@@ -9,7 +9,6 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from starlette.routing import Match
 
 from order_service.config import PRODUCT_SERVICE, SERVICE_NAME, Settings
 from order_service.db import MIGRATIONS_DIR, VERSION_TABLE, create_sessionmaker
@@ -26,8 +25,6 @@ from shop_common.health import health_router
 from shop_common.problems import problem_response, validation_errors
 from shop_common.service_app import install_service_defaults
 from shop_common.service_client import ServiceClient
-
-_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -91,7 +88,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(health_router(check_ready))
     app.include_router(router)
-    app.add_exception_handler(405, _method_not_allowed)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     return app
 
@@ -107,17 +103,3 @@ async def _invalid_request(_: Request, exc: Exception) -> Response:
             detail="The Idempotency-Key header is required: 1 to 255 visible ASCII characters.",
         )
     return problem_response(422, detail="The request is not valid.", errors=errors)
-
-
-async def _method_not_allowed(request: Request, _: Exception) -> Response:
-    """405 whose Allow lists every method the path has (Starlette names only the first
-    matching route's)."""
-    allowed = [
-        method
-        for method in _METHODS
-        if any(
-            route.matches({**request.scope, "method": method})[0] == Match.FULL
-            for route in request.app.router.routes
-        )
-    ]
-    return problem_response(405, headers={"Allow": ", ".join(allowed)})
