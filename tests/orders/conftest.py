@@ -200,9 +200,8 @@ class OrderSystem:
     # --- clients ---------------------------------------------------------------------
     def client(self, instance: Instance, **options: Any) -> httpx.AsyncClient:
         limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
-        return httpx.AsyncClient(
-            base_url=instance.url, auth=self.keys.auth(), timeout=30, limits=limits, **options
-        )
+        settings: dict[str, Any] = {"timeout": 30, "limits": limits, **options}
+        return httpx.AsyncClient(base_url=instance.url, auth=self.keys.auth(), **settings)
 
     def buyer(self, user_id: str | None = None) -> dict[str, str]:
         return self.keys.headers("order-service", user_id=user_id or str(uuid.uuid4()), role="USER")
