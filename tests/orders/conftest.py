@@ -49,13 +49,17 @@ def asyncpg_url(url: str) -> str:
 
 
 class Proxy:
-    """A TCP proxy; `on_request` / `on_response` run once (then disarm) when a chunk of a
-    request whose head contains `marker` passes, or when the answer to it comes back."""
+    """A TCP proxy; `on_request` / `on_response` run once (then disarm) when a chunk from
+    the client containing `marker` passes, or when the answer to it comes back. With
+    `drop_marked`, `on_request` runs before the chunk would be forwarded, and it is not.
+    With `refuse`, every chunk from a client closes its connection instead."""
 
-    def __init__(self, upstream_port: int) -> None:
+    def __init__(self, upstream_port: int, marker: bytes = b"PUT /stock/reservations/") -> None:
         self.upstream_port = upstream_port
         self.port = free_port()
-        self.marker = b"PUT /stock/reservations/"
+        self.marker = marker
+        self.drop_marked = False
+        self.refuse = False
         self.on_request: Callable[[], None] | None = None
         self.on_response: Callable[[], None] | None = None
         self.fired = asyncio.Event()
@@ -86,9 +90,15 @@ class Proxy:
 
         async def forward_requests() -> None:
             while chunk := await reader.read(65536):
+                if self.refuse:
+                    break
                 if self.marker in chunk:
                     if self.on_request is not None:
                         action, self.on_request = self.on_request, None
+                        if self.drop_marked:
+                            action()
+                            self.fired.set()
+                            break
                         up_writer.write(chunk)
                         await up_writer.drain()
                         action()
@@ -152,11 +162,12 @@ class OrderSystem:
             "DATABASE_POOL_SIZE": "8",
         }
 
-    def add_product_service(self) -> Instance:
+    def add_product_service(self, **settings: str) -> Instance:
         port = free_port()
         name = f"product-{len(self.products) + 1}"
         env = {
             **self._common(),
+            **settings,
             "PRODUCT_HOST": "127.0.0.1",
             "PRODUCT_PORT": str(port),
             "PRODUCT_DATABASE_URL": self.product_db,
@@ -183,7 +194,10 @@ class OrderSystem:
         return instance
 
     async def proxy_to(self, product: Instance) -> Proxy:
-        proxy = Proxy(product.port)
+        return await self.proxy(product.port)
+
+    async def proxy(self, port: int, **options: Any) -> Proxy:
+        proxy = Proxy(port, **options)
         await proxy.start()
         self.proxies.append(proxy)
         return proxy
