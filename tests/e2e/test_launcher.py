@@ -21,6 +21,9 @@ from auth_service.config import Settings as AuthSettings
 from auth_service.db import MIGRATIONS_DIR as AUTH_MIGRATIONS
 from auth_service.db import VERSION_TABLE as AUTH_VERSION_TABLE
 from auth_service.db import migrate_database
+from order_service.config import Settings as OrderSettings
+from order_service.db import MIGRATIONS_DIR as ORDER_MIGRATIONS
+from order_service.db import VERSION_TABLE as ORDER_VERSION_TABLE
 from product_service.config import Settings as ProductSettings
 from product_service.db import MIGRATIONS_DIR as PRODUCT_MIGRATIONS
 from product_service.db import VERSION_TABLE as PRODUCT_VERSION_TABLE
@@ -63,7 +66,7 @@ def wait_gone(pids: set[int], timeout: float = 20) -> set[int]:
 def test_a_signal_to_the_launcher_stops_all_its_processes(tmp_path: Path, signum: int) -> None:
     system = start_system(tmp_path)
     services = children_of(system.process.pid)
-    assert len(services) == 4  # gateway, two services, NATS
+    assert len(services) == 5  # gateway, three services, NATS
     assert stop_system(system, signum) == 0
     assert wait_gone(services) == set()
 
@@ -150,7 +153,7 @@ def skipped(system: System) -> set[str]:
     """The services whose migrate step the launcher left out (database already at head)."""
     return {
         name
-        for name in ("auth-service", "product-service")
+        for name in ("auth-service", "product-service", "order-service")
         if any(
             f"[run] {name}: database already at the latest migration" in line
             for line in system.output
@@ -163,22 +166,29 @@ def test_the_launcher_finds_each_database_where_the_service_does(
 ) -> None:
     module = launcher()
     auth, product = module.DATABASES["auth-service"], module.DATABASES["product-service"]
+    order = module.DATABASES["order-service"]
     monkeypatch.setenv("DATA_DIR", str(tmp_path))
     url = "postgresql+asyncpg://u@db.example/shop"
-    for settings, database in ((AuthSettings, auth), (ProductSettings, product)):
+    for settings, database in (
+        (AuthSettings, auth),
+        (ProductSettings, product),
+        (OrderSettings, order),
+    ):
         variable = database.url_setting.upper()
         monkeypatch.delenv(variable, raising=False)
         assert settings().database_url == sqlite_url(tmp_path, database.sqlite_file)
         monkeypatch.setenv(variable, url)
         assert settings().database_url == url
-    assert (auth.version_table, product.version_table) == (
+    assert (auth.version_table, product.version_table, order.version_table) == (
         AUTH_VERSION_TABLE,
         PRODUCT_VERSION_TABLE,
+        ORDER_VERSION_TABLE,
     )
     # The launcher reads the migration files the services migrate with.
-    assert module.DATABASES.keys() == {"auth-service", "product-service"}
+    assert module.DATABASES.keys() == {"auth-service", "product-service", "order-service"}
     assert module._migrations_dir("auth-service") == AUTH_MIGRATIONS
     assert module._migrations_dir("product-service") == PRODUCT_MIGRATIONS
+    assert module._migrations_dir("order-service") == ORDER_MIGRATIONS
 
 
 def test_a_second_start_skips_migrating_but_a_database_behind_is_migrated(tmp_path: Path) -> None:
@@ -187,13 +197,13 @@ def test_a_second_start_skips_migrating_but_a_database_behind_is_migrated(tmp_pa
     assert skipped(first) == set()
     second = start_system(tmp_path)
     stop_system(second)
-    assert skipped(second) == {"auth-service", "product-service"}
+    assert skipped(second) == {"auth-service", "product-service", "order-service"}
 
     # auth's schema taken back to nothing: the next start must migrate it again.
     anyio.run(partial(migrate_database, sqlite_url(tmp_path, "auth.db"), "base", downgrade=True))
     third = start_system(tmp_path)
     try:
-        assert skipped(third) == {"product-service"}
+        assert skipped(third) == {"product-service", "order-service"}
         with httpx.Client(base_url=third.gateway, timeout=15) as client:
             login = client.post(
                 "/auth/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
@@ -251,7 +261,7 @@ def test_with_nats_url_set_the_launcher_starts_no_nats(tmp_path: Path) -> None:
     system = start_system(tmp_path, NATS_URL=url)
     try:
         children = children_of(system.process.pid)
-        assert len(children) == 3
+        assert len(children) == 4  # gateway and three services
         assert not any("nats-server" in command_line(pid) for pid in children)
         assert {environment(pid)["NATS_URL"] for pid in children} == {url}
     finally:
