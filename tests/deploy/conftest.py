@@ -49,6 +49,7 @@ class Service:
 SERVICES = (
     Service("auth-service", "auth_service", "AUTH", 5001, has_database=True),
     Service("product-service", "product_service", "PRODUCT", 5002, has_database=True),
+    Service("order-service", "order_service", "ORDER", 5003, has_database=True),
     Service("api-gateway", "api_gateway", "GATEWAY", 5000, has_database=False),
 )
 BY_NAME = {service.name: service for service in SERVICES}
@@ -189,11 +190,12 @@ def settings_names() -> set[str]:
     """Every environment variable some service reads: its settings' fields, upper-cased."""
     from api_gateway.config import Settings as GatewaySettings
     from auth_service.config import Settings as AuthSettings
+    from order_service.config import Settings as OrderSettings
     from product_service.config import Settings as ProductSettings
 
     return {
         name.upper()
-        for settings in (AuthSettings, ProductSettings, GatewaySettings)
+        for settings in (AuthSettings, ProductSettings, OrderSettings, GatewaySettings)
         for name in settings.model_fields
     }
 
