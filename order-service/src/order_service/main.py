@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
@@ -26,9 +27,20 @@ from shop_common.problems import problem_response, validation_errors
 from shop_common.service_app import install_service_defaults
 from shop_common.service_client import ServiceClient
 
+if TYPE_CHECKING:
+    from shop_common.tracing import Tracing
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+
+def create_app(settings: Settings | None = None, *, tracing: Tracing | None = None) -> FastAPI:
+    """The app; `tracing` replaces the OTLP exporter OTEL_EXPORTER_OTLP_ENDPOINT would
+    make (tests)."""
     settings = settings or Settings()
+    if tracing is None and settings.otel_exporter_otlp_endpoint:
+        # Made here rather than by install_service_defaults: the relay's spans join the
+        # requests' traces (one trace from POST /orders to the consumers).
+        from shop_common.tracing import Tracing
+
+        tracing = Tracing.to_otlp(SERVICE_NAME, settings.otel_exporter_otlp_endpoint)
     verifier = credential_verifier(settings, audience=SERVICE_NAME)
     # Read now, so a missing key stops the start with a clear message.
     product_client = ServiceClient.from_settings(
@@ -60,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     sessionmaker=sessionmaker,
                     streams=[ORDERS_STREAM],
                     outbox_table=OUTBOX_TABLE,
+                    tracing=tracing,
                 )
                 app.state.events = events
                 await stack.enter_async_context(events)
@@ -80,7 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redirect_slashes=False,
     )
     app.state.settings = settings
-    install_service_defaults(app, settings=settings, verifier=verifier)
+    install_service_defaults(app, settings=settings, verifier=verifier, tracing=tracing)
 
     async def check_ready() -> dict[str, str]:
         state = await schema_state(app.state.engine, MIGRATIONS_DIR, VERSION_TABLE)
