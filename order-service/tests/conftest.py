@@ -222,6 +222,8 @@ async def orders(
         order_database_url=database_url,
         product_service_url=f"http://127.0.0.1:{catalog.port}",
         stock_timeout_seconds=1.0,
+        # The tests run the sweeper's passes themselves (its own would race them).
+        sweep_interval_seconds=600,
         shop_testing=True,
     )
     app = create_app(settings)

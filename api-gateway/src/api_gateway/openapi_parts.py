@@ -159,6 +159,12 @@ def gateway_problems(rule: Rule, *, has_body: bool) -> dict[str, str]:
         problems["415"] = "The body is not `application/json`."
         problems["400"] = "The body is not valid JSON."
         problems["422"] = "The body is not valid; `errors` names each field and why."
+    if has_body:
+        problems["408"] = "The body did not arrive within 30 s; nothing of it was forwarded."
+    problems["431"] = (
+        "The request line and header fields are over 32 KiB together, or over 100 fields "
+        "(a very long query string counts)."
+    )
     problems["429"] = _LIMITS[rule.throttle] + " `Retry-After` says how long to wait."
     problems.update(_UPSTREAM)
     return problems

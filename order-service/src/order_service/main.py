@@ -6,10 +6,10 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from starlette.routing import Match
 
 from order_service.config import PRODUCT_SERVICE, SERVICE_NAME, Settings
 from order_service.db import MIGRATIONS_DIR, VERSION_TABLE, create_sessionmaker
@@ -27,11 +27,20 @@ from shop_common.problems import problem_response, validation_errors
 from shop_common.service_app import install_service_defaults
 from shop_common.service_client import ServiceClient
 
-_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+if TYPE_CHECKING:
+    from shop_common.tracing import Tracing
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, tracing: Tracing | None = None) -> FastAPI:
+    """The app; `tracing` replaces the OTLP exporter OTEL_EXPORTER_OTLP_ENDPOINT would
+    make (tests)."""
     settings = settings or Settings()
+    if tracing is None and settings.otel_exporter_otlp_endpoint:
+        # Made here rather than by install_service_defaults: the relay's spans join the
+        # requests' traces (one trace from POST /orders to the consumers).
+        from shop_common.tracing import Tracing
+
+        tracing = Tracing.to_otlp(SERVICE_NAME, settings.otel_exporter_otlp_endpoint)
     verifier = credential_verifier(settings, audience=SERVICE_NAME)
     # Read now, so a missing key stops the start with a clear message.
     product_client = ServiceClient.from_settings(
@@ -63,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     sessionmaker=sessionmaker,
                     streams=[ORDERS_STREAM],
                     outbox_table=OUTBOX_TABLE,
+                    tracing=tracing,
                 )
                 app.state.events = events
                 await stack.enter_async_context(events)
@@ -83,7 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redirect_slashes=False,
     )
     app.state.settings = settings
-    install_service_defaults(app, settings=settings, verifier=verifier)
+    install_service_defaults(app, settings=settings, verifier=verifier, tracing=tracing)
 
     async def check_ready() -> dict[str, str]:
         state = await schema_state(app.state.engine, MIGRATIONS_DIR, VERSION_TABLE)
@@ -91,7 +101,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(health_router(check_ready))
     app.include_router(router)
-    app.add_exception_handler(405, _method_not_allowed)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     return app
 
@@ -107,17 +116,3 @@ async def _invalid_request(_: Request, exc: Exception) -> Response:
             detail="The Idempotency-Key header is required: 1 to 255 visible ASCII characters.",
         )
     return problem_response(422, detail="The request is not valid.", errors=errors)
-
-
-async def _method_not_allowed(request: Request, _: Exception) -> Response:
-    """405 whose Allow lists every method the path has (Starlette names only the first
-    matching route's)."""
-    allowed = [
-        method
-        for method in _METHODS
-        if any(
-            route.matches({**request.scope, "method": method})[0] == Match.FULL
-            for route in request.app.router.routes
-        )
-    ]
-    return problem_response(405, headers={"Allow": ", ".join(allowed)})

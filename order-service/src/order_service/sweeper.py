@@ -42,7 +42,10 @@ class OrderSweeper:
         self._last_purge = 0.0
 
     async def run(self) -> None:
+        """A pass every interval, the first one interval after the start (the process is
+        serving by then)."""
         while True:
+            await asyncio.sleep(self.settings.sweep_interval_seconds)
             try:
                 await self.sweep()
             except Exception as exc:
@@ -50,7 +53,6 @@ class OrderSweeper:
                     logger.warning("sweeper: database unavailable (%s); retrying", exc)
                 else:
                     logger.exception("sweeper: pass failed; retrying")
-            await asyncio.sleep(self.settings.sweep_interval_seconds)
 
     async def sweep(self, now: datetime | None = None) -> tuple[int, int]:
         """One pass: (orders expired, checkouts given up)."""

@@ -6,8 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import TYPE_CHECKING
 
-from fastapi import FastAPI, Request, Response
-from starlette.routing import Match
+from fastapi import FastAPI
 
 from product_service.config import SERVICE_NAME, Settings
 from product_service.consumers import EventWiring, event_runtime
@@ -18,13 +17,10 @@ from product_service.stock.router import router as stock_router
 from shop_common.callers import credential_verifier
 from shop_common.database import create_engine, engine_options, schema_state
 from shop_common.health import health_router
-from shop_common.problems import problem_response
 from shop_common.service_app import install_service_defaults
 
 if TYPE_CHECKING:
     from shop_common.tracing import Tracing
-
-_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 
 def create_app(
@@ -87,22 +83,4 @@ def create_app(
     app.include_router(health_router(check_ready))
     app.include_router(router)
     app.include_router(stock_router)
-    app.add_exception_handler(405, _method_not_allowed)
     return app
-
-
-async def _method_not_allowed(request: Request, _: Exception) -> Response:
-    """405 whose Allow lists every method the path has.
-
-    Starlette names only the methods of the first route that matches the path, and
-    /products has two routes (GET and POST); so ask the router about each method.
-    """
-    allowed = [
-        method
-        for method in _METHODS
-        if any(
-            route.matches({**request.scope, "method": method})[0] == Match.FULL
-            for route in request.app.router.routes
-        )
-    ]
-    return problem_response(405, headers={"Allow": ", ".join(allowed)})

@@ -16,16 +16,11 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, inspect, text
 
-from product_service.db import (
-    MIGRATIONS_DIR,
-    VERSION_TABLE,
-    Base,
-    in_schema_of,
-    migrate_database,
-)
+from product_service.db import MIGRATIONS_DIR, VERSION_TABLE, Base, migrate_database
 from product_service.testing import BACKENDS, running_shop, write_order_service_keys
 from shop_common.database import create_engine, head_revision, schema_state
 from shop_common.keys import public_pem
+from shop_common.migrate import in_schema_of
 from shop_common.testing import GatewayKeys, fresh_postgres_database, postgres_base_url, sqlite_url
 
 pytestmark = pytest.mark.anyio
