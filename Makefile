@@ -41,7 +41,7 @@ typecheck: install
 	for dir in $(SERVICES); do \
 		if [ -d $$dir/tests ]; then (cd $$dir && ../$(BIN)/mypy --config-file ../pyproject.toml tests) || exit 1; fi; \
 	done
-	$(BIN)/mypy --config-file pyproject.toml tests scripts bench
+	$(BIN)/mypy --config-file pyproject.toml tests test-support scripts bench
 	MYPYPATH=deploy/images $(BIN)/mypy --config-file pyproject.toml deploy/images
 
 fmt: install

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from product_service.testing import BACKENDS, Shop, migrated_database, running_shop
 from shop_common.testing import GatewayKeys, write_gateway_keys
+from testsupport.product import BACKENDS, Shop, migrated_database, running_shop
 
 
 @pytest.fixture(scope="session")

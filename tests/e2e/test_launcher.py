@@ -26,7 +26,16 @@ from product_service.db import MIGRATIONS_DIR as PRODUCT_MIGRATIONS
 from product_service.db import VERSION_TABLE as PRODUCT_VERSION_TABLE
 from shop_common.events.testing import nats_test_url
 from shop_common.testing import sqlite_url
-from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, ROOT, System, start_system, stop_system
+from testsupport.processes import wait_until_answers
+from testsupport.system import (
+    ADMIN_EMAIL,
+    ADMIN_PASSWORD,
+    ROOT,
+    System,
+    launcher_env,
+    start_system,
+    stop_system,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -97,17 +106,7 @@ def test_data_survives_a_restart(tmp_path: Path) -> None:
 
 
 def test_make_run_stops_when_make_itself_is_terminated(tmp_path: Path) -> None:
-    env = {
-        **os.environ,
-        "DATA_DIR": str(tmp_path),
-        "BCRYPT_ROUNDS": "4",
-        "SHOP_TESTING": "true",
-        "GATEWAY_HOST": "127.0.0.1",
-    }
-    from tests.e2e.conftest import free_port
-
-    for name in ("GATEWAY_PORT", "AUTH_PORT", "PRODUCT_PORT", "NATS_PORT"):
-        env[name] = str(free_port())
+    env = launcher_env(tmp_path)
     make = subprocess.Popen(
         ["make", "--no-print-directory", "run"],
         cwd=ROOT,
@@ -117,18 +116,12 @@ def test_make_run_stops_when_make_itself_is_terminated(tmp_path: Path) -> None:
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    url = f"http://127.0.0.1:{env['GATEWAY_PORT']}/ready"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    else:
+    try:
+        url = f"http://127.0.0.1:{env['GATEWAY_PORT']}/ready"
+        wait_until_answers(url, make, status=200, timeout=90)
+    except AssertionError:
         make.kill()
-        pytest.fail("make run did not become ready")
+        raise
     launchers = children_of(make.pid)
     services = set().union(*(children_of(pid) for pid in launchers))
     make.send_signal(signal.SIGTERM)  # to make alone, not its group

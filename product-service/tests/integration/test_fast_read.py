@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from product_service import fast_read, repository
-from product_service.testing import Shop
+from testsupport.product import Shop
 
 pytestmark = pytest.mark.anyio
 
