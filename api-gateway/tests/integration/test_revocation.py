@@ -65,7 +65,7 @@ async def test_the_poll_asks_with_a_gateway_credential_and_a_moving_since(
     # The first asks for the access-token lifetime and more; each later one for what was
     # revoked since a minute before the previous answer's as_of (an overlap of a minute).
     assert time.time() - sinces[0].timestamp() > 900
-    for previous, since in zip(answered, sinces[1:3], strict=True):
+    for previous, since in zip(answered[:2], sinces[1:3], strict=True):
         assert (previous - since).total_seconds() == pytest.approx(60, abs=0.001)
 
 
