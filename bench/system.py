@@ -30,8 +30,11 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench.console import BenchError, say
 from bench.procs import cpu_seconds, die_with_parent, pid_listening_on
+from shop_common.services import GATEWAY, SERVICES, WITH_DATABASE, service_named
 
 ROOT = Path(__file__).resolve().parent.parent
+# The two services the scenarios call directly besides the gateway.
+AUTH, PRODUCT = service_named("auth-service"), service_named("product-service")
 DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 READY_TIMEOUT_S = 90
 STOP_TIMEOUT_S = 20
@@ -74,9 +77,9 @@ class System:
         """The pid of each process that listens on a local port of the system."""
         found: dict[str, int] = {}
         for name, url in (
-            ("api-gateway", self.gateway_url),
-            ("auth-service", self.auth_url),
-            ("product-service", self.product_url),
+            (GATEWAY.name, self.gateway_url),
+            (AUTH.name, self.auth_url),
+            (PRODUCT.name, self.product_url),
         ):
             parts = urlsplit(url) if url else None
             if parts is not None and parts.hostname in ("127.0.0.1", "localhost", "::1"):
@@ -131,31 +134,26 @@ class Launch:
         self._created: list[str] = []
 
     async def start(self) -> System:
-        auth_db, product_db = f"{self.tag}_auth", f"{self.tag}_product"
-        await self._admin(f'CREATE DATABASE "{auth_db}"')
-        self._created.append(auth_db)
-        await self._admin(f'CREATE DATABASE "{product_db}"')
-        self._created.append(product_db)
-        url = make_url(self.base_url)
-        auth_url = url.set(database=auth_db).render_as_string(hide_password=False)
-        product_url = url.set(database=product_db).render_as_string(hide_password=False)
+        # A fresh database for every service that keeps one (shop_common.services).
+        database_urls: dict[str, str] = {}
+        for service in WITH_DATABASE:
+            assert service.database_setting is not None
+            name = f"{self.tag}_{service.settings_prefix.lower()}"
+            await self._admin(f'CREATE DATABASE "{name}"')
+            self._created.append(name)
+            database_urls[service.database_setting] = (
+                make_url(self.base_url).set(database=name).render_as_string(hide_password=False)
+            )
 
-        ports = {
-            name: free_port()
-            for name in (
-                "GATEWAY_PORT",
-                "AUTH_PORT",
-                "PRODUCT_PORT",
-                "NATS_PORT",
-            )  # NATS: run.py's own
-        }
+        # Every service of the list on a spare port, and run.py's own NATS.
+        names = (*(service.port_setting for service in SERVICES), "NATS_PORT")
+        ports = {name: free_port() for name in names}
         env = {key: value for key, value in os.environ.items() if key not in _INHERITED}
         env.update({key: str(port) for key, port in ports.items()})
         env.update(
             DATA_DIR=str(self.workdir / "data"),
             GATEWAY_HOST="127.0.0.1",
-            AUTH_DATABASE_URL=auth_url,
-            PRODUCT_DATABASE_URL=product_url,
+            **database_urls,
             BCRYPT_ROUNDS=os.environ.get("BCRYPT_ROUNDS", "12"),
             RATE_LIMIT_PER_ADDRESS=GENEROUS_LIMIT,
             RATE_LIMIT_LOGIN_PER_ADDRESS=GENEROUS_LIMIT,
@@ -164,7 +162,7 @@ class Launch:
             RATE_LIMIT_REGISTER_PER_EMAIL=GENEROUS_LIMIT,
         )
         log_path = self.workdir / "system.log"
-        gateway_url = f"http://127.0.0.1:{ports['GATEWAY_PORT']}"
+        gateway_url = f"http://127.0.0.1:{ports[GATEWAY.port_setting]}"
         with open(log_path, "ab") as log:  # O_APPEND: the bench may truncate it meanwhile
             started = time.monotonic()
             self.process = await asyncio.create_subprocess_exec(
@@ -186,11 +184,11 @@ class Launch:
             await asyncio.sleep(0.05)
         self.system = System(
             gateway_url=gateway_url,
-            product_url=f"http://127.0.0.1:{ports['PRODUCT_PORT']}",
-            auth_url=f"http://127.0.0.1:{ports['AUTH_PORT']}",
+            product_url=f"http://127.0.0.1:{ports[PRODUCT.port_setting]}",
+            auth_url=f"http://127.0.0.1:{ports[AUTH.port_setting]}",
             gateway_key=self.workdir / "data" / "keys" / "gateway" / "private.pem",
-            product_database_url=product_url,
-            databases=[auth_db, product_db],
+            product_database_url=database_urls[PRODUCT.database_setting or ""],
+            databases=list(self._created),
             launcher_pid=self.process.pid,
             ready_s=time.monotonic() - started,
             log_path=log_path,

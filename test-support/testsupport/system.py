@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from shop_common.services import SERVICES
 from testsupport.processes import free_port, stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,12 +22,22 @@ ADMIN_PASSWORD = "admin-password-1"
 @dataclass
 class System:
     process: subprocess.Popen[bytes]
-    gateway: str
-    auth: str
-    product: str
+    urls: dict[str, str]  # service name (shop_common.services) -> its URL
     nats: str
     output: list[str] = field(default_factory=list)
     reader: threading.Thread | None = None
+
+    @property
+    def gateway(self) -> str:
+        return self.urls["api-gateway"]
+
+    @property
+    def auth(self) -> str:
+        return self.urls["auth-service"]
+
+    @property
+    def product(self) -> str:
+        return self.urls["product-service"]
 
     def wait_for_line(self, needle: str, timeout: float = 60, *, prefix: str = "") -> None:
         deadline = time.monotonic() + timeout
@@ -43,7 +54,7 @@ def launcher_env(data_dir: Path, **extra_env: str) -> dict[str, str]:
     """The launcher's environment: every port a spare one, fast test settings, `extra_env`
     last."""
     # NATS_PORT: the launcher's own NATS (when NATS_URL is not given) on a spare port too.
-    ports = ("GATEWAY_PORT", "AUTH_PORT", "PRODUCT_PORT", "NATS_PORT")
+    ports = (*(service.port_setting for service in SERVICES), "NATS_PORT")
     return {
         **os.environ,
         **{name: str(free_port()) for name in ports},
@@ -70,9 +81,7 @@ def start_system(data_dir: Path, **extra_env: str) -> System:
     )
     system = System(
         process=process,
-        gateway=f"http://127.0.0.1:{env['GATEWAY_PORT']}",
-        auth=f"http://127.0.0.1:{env['AUTH_PORT']}",
-        product=f"http://127.0.0.1:{env['PRODUCT_PORT']}",
+        urls={s.name: f"http://127.0.0.1:{env[s.port_setting]}" for s in SERVICES},
         nats=extra_env.get("NATS_URL") or f"nats://127.0.0.1:{env['NATS_PORT']}",
     )
 

@@ -17,14 +17,9 @@ import httpx
 import nats
 import pytest
 
-from auth_service.config import Settings as AuthSettings
-from auth_service.db import MIGRATIONS_DIR as AUTH_MIGRATIONS
-from auth_service.db import VERSION_TABLE as AUTH_VERSION_TABLE
 from auth_service.db import migrate_database
-from product_service.config import Settings as ProductSettings
-from product_service.db import MIGRATIONS_DIR as PRODUCT_MIGRATIONS
-from product_service.db import VERSION_TABLE as PRODUCT_VERSION_TABLE
 from shop_common.events.testing import nats_test_url
+from shop_common.services import WITH_DATABASE
 from shop_common.testing import sqlite_url
 from testsupport.processes import wait_until_answers
 from testsupport.system import (
@@ -151,27 +146,15 @@ def skipped(system: System) -> set[str]:
     }
 
 
-def test_the_launcher_finds_each_database_where_the_service_does(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_launcher_migrates_each_listed_database_with_the_services_own_files() -> None:
+    """Where each database is and its version table: the list (tests/deploy checks the
+    services agree with it); the migration files: found by the launcher without importing
+    the service, the very directory the service migrates from."""
     module = launcher()
-    auth, product = module.DATABASES["auth-service"], module.DATABASES["product-service"]
-    monkeypatch.setenv("DATA_DIR", str(tmp_path))
-    url = "postgresql+asyncpg://u@db.example/shop"
-    for settings, database in ((AuthSettings, auth), (ProductSettings, product)):
-        variable = database.url_setting.upper()
-        monkeypatch.delenv(variable, raising=False)
-        assert settings().database_url == sqlite_url(tmp_path, database.sqlite_file)
-        monkeypatch.setenv(variable, url)
-        assert settings().database_url == url
-    assert (auth.version_table, product.version_table) == (
-        AUTH_VERSION_TABLE,
-        PRODUCT_VERSION_TABLE,
-    )
-    # The launcher reads the migration files the services migrate with.
-    assert module.DATABASES.keys() == {"auth-service", "product-service"}
-    assert module._migrations_dir("auth-service") == AUTH_MIGRATIONS
-    assert module._migrations_dir("product-service") == PRODUCT_MIGRATIONS
+    assert WITH_DATABASE
+    for service in WITH_DATABASE:
+        db = importlib.import_module(f"{service.package}.db")
+        assert module._migrations_dir(service.name) == db.MIGRATIONS_DIR
 
 
 def test_a_second_start_skips_migrating_but_a_database_behind_is_migrated(tmp_path: Path) -> None:
