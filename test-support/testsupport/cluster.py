@@ -4,9 +4,11 @@ clusters the scale-out and fault tests kill, restart and cut off from their serv
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -174,3 +176,14 @@ async def stop_cluster(cluster: Cluster) -> None:
         instance.process.terminate()
     for instance in running:
         await asyncio.to_thread(instance.stop)
+
+
+@contextlib.asynccontextmanager
+async def running_cluster(cluster: Cluster, data_dir: Path) -> AsyncIterator[Cluster]:
+    """The cluster prepared and started; every process stopped afterwards, whatever failed."""
+    try:
+        prepare_cluster(cluster, data_dir)
+        await start_cluster(cluster)
+        yield cluster
+    finally:
+        await stop_cluster(cluster)

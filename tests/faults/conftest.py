@@ -18,13 +18,7 @@ from pathlib import Path
 import asyncpg  # type: ignore[import-untyped]
 import pytest
 
-from testsupport.cluster import (
-    Cluster,
-    build_cluster,
-    prepare_cluster,
-    start_cluster,
-    stop_cluster,
-)
+from testsupport.cluster import Cluster, build_cluster, running_cluster
 from testsupport.processes import free_port
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -169,12 +163,8 @@ async def cluster(
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     wanted = 16384 if hard == resource.RLIM_INFINITY else min(hard, 16384)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, wanted), hard))
-    try:
-        prepare_cluster(made, data_dir)
-        await start_cluster(made)
-        yield made
-    finally:
-        await stop_cluster(made)
+    async with running_cluster(made, data_dir) as running:
+        yield running
 
 
 async def wait_until(check: object, timeout: float, what: str) -> float:

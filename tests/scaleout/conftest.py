@@ -8,13 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from shop_common.testing import fresh_postgres_database, postgres_base_url, redis_url
-from testsupport.cluster import (
-    Cluster,
-    build_cluster,
-    prepare_cluster,
-    start_cluster,
-    stop_cluster,
-)
+from testsupport.cluster import Cluster, build_cluster, running_cluster
 
 # Short enough for the suite's wall time, long enough for the gateways' probes (every
 # 0.2 s here) to see an instance go not-ready before it stops accepting.
@@ -43,9 +37,5 @@ async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Clu
             settings={"SHUTDOWN_DRAIN_SECONDS": DRAIN_SECONDS},
             gateway_settings={"UPSTREAM_PROBE_SECONDS": PROBE_SECONDS, "UPSTREAM_TIMEOUT": "5"},
         )
-        try:
-            prepare_cluster(made, data_dir)
-            await start_cluster(made)
-            yield made
-        finally:
-            await stop_cluster(made)
+        async with running_cluster(made, data_dir) as running:
+            yield running
