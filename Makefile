@@ -7,7 +7,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/.venv
 UV := .tools/bin/uv
 BIN := .venv/bin
-SERVICES := shop-common auth-service product-service api-gateway
+SERVICES := shop-common auth-service product-service order-service api-gateway
 PYTEST := $(BIN)/pytest
 # Branch coverage of every package's src by the tests that run it in-process (processes
 # the tests start are not measured: docs/decisions/coverage.md). Each package has a floor,
@@ -80,10 +80,10 @@ fmt: install
 	$(BIN)/ruff check --fix .
 
 test-unit: install
-	$(PYTEST) -q $(addsuffix /tests/unit,auth-service product-service api-gateway)
+	$(PYTEST) -q $(addsuffix /tests/unit,auth-service product-service order-service api-gateway)
 
 test-integration: install
-	$(PYTEST) -q $(addsuffix /tests/integration,auth-service product-service api-gateway)
+	$(PYTEST) -q $(addsuffix /tests/integration,auth-service product-service order-service api-gateway)
 
 test-e2e: install
 	$(PYTEST) -q tests/e2e

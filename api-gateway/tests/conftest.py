@@ -301,6 +301,14 @@ async def product_server() -> AsyncIterator[FakeUpstream]:
         yield upstream
 
 
+@pytest.fixture(scope="session")
+async def order_server() -> AsyncIterator[FakeUpstream]:
+    upstream = FakeUpstream()
+    async with serve(upstream) as url:
+        upstream.url = url
+        yield upstream
+
+
 @pytest.fixture
 def auth_upstream(auth_server: FakeUpstream, signing_key: SigningKey) -> FakeUpstream:
     auth_server.reset(jwks={"keys": [signing_key.jwk()]})
@@ -313,19 +321,29 @@ def product_upstream(product_server: FakeUpstream) -> FakeUpstream:
     return product_server
 
 
+@pytest.fixture
+def order_upstream(order_server: FakeUpstream) -> FakeUpstream:
+    order_server.reset()
+    return order_server
+
+
 SettingsFactory = Callable[..., Settings]
 OpenClient = contextlib.AbstractAsyncContextManager[httpx.AsyncClient]
 
 
 @pytest.fixture
 def make_settings(
-    tmp_path: Path, auth_upstream: FakeUpstream, product_upstream: FakeUpstream
+    tmp_path: Path,
+    auth_upstream: FakeUpstream,
+    product_upstream: FakeUpstream,
+    order_upstream: FakeUpstream,
 ) -> SettingsFactory:
     def make(**overrides: Any) -> Settings:
         values: dict[str, Any] = {
             "data_dir": tmp_path,
             "auth_service_url": auth_upstream.url,
             "product_service_url": product_upstream.url,
+            "order_service_url": order_upstream.url,
             "upstream_timeout": 2.0,
             "ready_cache_seconds": 0,
         }

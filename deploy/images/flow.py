@@ -34,6 +34,8 @@ class Seen:
     access_token: str
     kept_product_id: str
     word: str
+    order_id: str
+    stock_left: int
 
 
 def login(client: httpx.Client, email: str, password: str) -> str:
@@ -81,7 +83,38 @@ def first_run(client: httpx.Client, *, admin_email: str, admin_password: str) ->
         raise FlowError(f"ADMIN_EMAIL's account is {admin}")
     expect(client.delete(f"/products/{ids[0]}", headers=bearer(admin_token)), 204)
     expect(client.get(f"/products/{ids[0]}"), 404)
-    return Seen(email, password, token, ids[1], word)
+    order_id, stock_left = place_order(client, token, word)
+    return Seen(email, password, token, ids[1], word, order_id, stock_left)
+
+
+def place_order(client: httpx.Client, token: str, word: str) -> tuple[str, int]:
+    """An order through the gateway: order-service reserves the stock at product-service
+    (with its own credential key pair) and records its event for NATS; a repeat with the
+    same Idempotency-Key replays the first answer and reserves nothing more."""
+    product = expect(
+        client.post(
+            "/products",
+            json={"name": f"Stocked {word}", "price": 7.5, "stock": 5},
+            headers=bearer(token),
+        ),
+        201,
+    ).json()
+    body = {"items": [{"product_id": product["id"], "quantity": 2}]}
+    headers = {**bearer(token), "Idempotency-Key": f"image-test-{secrets.token_hex(8)}"}
+    placed = expect(client.post("/orders", json=body, headers=headers), 201)
+    order = placed.json()
+    if order["status"] != "pending_payment" or order["items"][0]["quantity"] != 2:
+        raise FlowError(f"POST /orders answered {order}")
+    replayed = expect(client.post("/orders", json=body, headers=headers), 201)
+    if replayed.content != placed.content:
+        raise FlowError(f"the same Idempotency-Key answered {replayed.text}, first {placed.text}")
+    stock = expect(client.get(f"/products/{product['id']}"), 200).json()["stock"]
+    if stock != 3:
+        raise FlowError(f"stock after ordering 2 of 5 is {stock}, expected 3")
+    mine = expect(client.get(f"/orders/{order['id']}", headers=bearer(token)), 200).json()
+    if mine["id"] != order["id"]:
+        raise FlowError(f"GET /orders/{order['id']} answered {mine}")
+    return str(order["id"]), stock
 
 
 def after_restart(client: httpx.Client, seen: Seen) -> None:
@@ -90,5 +123,14 @@ def after_restart(client: httpx.Client, seen: Seen) -> None:
     expect(client.get("/auth/me", headers=bearer(seen.access_token)), 200)
     login(client, seen.email, seen.password)
     found = expect(client.get("/products", params={"q": seen.word}), 200).json()
-    if [item["id"] for item in found["items"]] != [seen.kept_product_id]:
+    # The product kept, not the stocked one the order was for: search by the kept name.
+    kept = [item["id"] for item in found["items"] if item["name"].startswith("Kept ")]
+    if kept != [seen.kept_product_id]:
         raise FlowError(f"after a second up, search for {seen.word} found {found}")
+    # The order and its reservation are still there: order-service's own database.
+    order = expect(client.get(f"/orders/{seen.order_id}", headers=bearer(seen.access_token)), 200)
+    if order.json()["status"] != "pending_payment":
+        raise FlowError(f"after a second up, the order is {order.text}")
+    stocked = [item for item in found["items"] if item["name"].startswith("Stocked ")]
+    if [item["stock"] for item in stocked] != [seen.stock_left]:
+        raise FlowError(f"after a second up, the stocked product is {stocked}")

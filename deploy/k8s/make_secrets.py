@@ -4,8 +4,9 @@
     kubectl get secret auth-signing-keys -o json \\
       | python deploy/k8s/make_secrets.py rotate > rotated.json  # a new signing key
 
-`init` reads AUTH_DATABASE_URL, PRODUCT_DATABASE_URL and REDIS_URL (required) and
-ADMIN_EMAIL / ADMIN_PASSWORD (optional) from the environment, and makes new keys with
+`init` reads AUTH_DATABASE_URL, PRODUCT_DATABASE_URL, ORDER_DATABASE_URL and REDIS_URL
+(required) and ADMIN_EMAIL / ADMIN_PASSWORD (optional) from the environment, and makes
+new keys (the gateway's and order-service's credential pairs, the first signing key) with
 the services' own commands (`python -m shop_common.keys`, `python -m auth_service keys`),
 so run it with the project's Python (`.venv/bin/python`). Nothing is written to disk
 outside a temporary directory that is removed; the output holds secrets: pipe it to
@@ -24,7 +25,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-REQUIRED = ("AUTH_DATABASE_URL", "PRODUCT_DATABASE_URL", "REDIS_URL")
+DATABASE_URLS = ("AUTH_DATABASE_URL", "PRODUCT_DATABASE_URL", "ORDER_DATABASE_URL")
+REQUIRED = (*DATABASE_URLS, "REDIS_URL")
 # Services that call another service sign those calls with a key pair of their own:
 # `<name>-credential-key` (private.pem, public.pem) for the caller's pods, mounted at
 # /data/keys/<name>; `<name>-public-key` (public.pem) for the pods it calls, same path.
@@ -87,7 +89,7 @@ def init(namespace: str | None) -> list[dict[str, Any]]:
         secrets = [
             secret(
                 "shop-database",
-                {name: os.environ[name].encode() for name in REQUIRED[:2]},
+                {name: os.environ[name].encode() for name in DATABASE_URLS},
                 namespace,
             ),
             secret("shop-redis", {"REDIS_URL": os.environ["REDIS_URL"].encode()}, namespace),

@@ -7,8 +7,15 @@ from pathlib import Path
 
 import pytest
 
+from shop_common.credential import CredentialSigner
 from shop_common.testing import GatewayKeys, write_gateway_keys
-from testsupport.product import BACKENDS, Shop, migrated_database, running_shop
+from testsupport.product import (
+    BACKENDS,
+    Shop,
+    migrated_database,
+    running_shop,
+    write_order_service_keys,
+)
 
 
 @pytest.fixture(scope="session")
@@ -22,7 +29,15 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def gateway_keys(data_dir: Path) -> GatewayKeys:
+def order_service_keys(data_dir: Path) -> CredentialSigner:
+    return write_order_service_keys(data_dir)
+
+
+@pytest.fixture(scope="session")
+def gateway_keys(data_dir: Path, order_service_keys: CredentialSigner) -> GatewayKeys:
+    """The gateway's key pair; order-service's is written beside it, since create_app
+    reads both public keys."""
+    del order_service_keys
     return write_gateway_keys(data_dir)
 
 

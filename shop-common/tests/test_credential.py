@@ -230,3 +230,65 @@ def test_a_forged_copy_cannot_use_up_a_real_credentials_jti() -> None:
     with pytest.raises(InvalidCredential, match="signature"):
         verifier.verify(forged, GET)
     assert verifier.verify(real, GET) == CALLER
+
+
+def test_the_deadline_travels_in_the_credential_to_the_millisecond() -> None:
+    deadline = time.time() + 9.0
+    token = CredentialSigner(KEY).mint(
+        audience="product-service", caller=CALLER, request=GET, deadline=deadline
+    )
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert claims["dl"] == int(deadline * 1000)
+    caller = _verifier().verify(token, GET)
+    assert caller.deadline is not None
+    assert deadline - 0.001 < caller.deadline <= deadline
+
+
+def test_a_credential_without_a_deadline_names_none() -> None:
+    assert _verifier().verify(_mint(), GET).deadline is None
+
+
+def test_a_valid_credential_past_its_deadline_is_refused_and_names_its_caller() -> None:
+    token = CredentialSigner(KEY).mint(
+        audience="product-service", caller=CALLER, request=GET, deadline=time.time() - 0.01
+    )
+    with pytest.raises(credential.CredentialPastDeadline) as refused:
+        _verifier().verify(token, GET)
+    assert refused.value.caller.user_id == CALLER.user_id
+
+
+def test_a_forged_credential_past_its_deadline_is_refused_as_invalid_not_late() -> None:
+    token = CredentialSigner(Ed25519PrivateKey.generate()).mint(
+        audience="product-service", caller=CALLER, request=GET, deadline=time.time() - 1
+    )
+    with pytest.raises(InvalidCredential, match="signature") as refused:
+        _verifier().verify(token, GET)
+    assert not isinstance(refused.value, credential.CredentialPastDeadline)
+
+
+@pytest.mark.parametrize(
+    "deadline",
+    [
+        pytest.param("soon", id="text"),
+        pytest.param(True, id="boolean"),
+        pytest.param(0, id="zero"),
+        pytest.param(-5, id="negative"),
+        pytest.param(1.5e12, id="float"),
+    ],
+)
+def test_a_malformed_deadline_claim_is_refused(deadline: object) -> None:
+    with pytest.raises(InvalidCredential, match="dl"):
+        _verifier().verify(_forge(dl=deadline), GET)
+
+
+@pytest.mark.parametrize(
+    ("timeout", "before_giving_up"),
+    [
+        pytest.param(10.0, 1.0, id="the-margin"),
+        pytest.param(2.0, 0.5, id="a-quarter-of-a-short-timeout"),
+    ],
+)
+def test_the_deadline_lies_a_margin_before_the_minter_gives_up(
+    timeout: float, before_giving_up: float
+) -> None:
+    assert credential.deadline_after(timeout, now=1000.0) == 1000.0 + timeout - before_giving_up

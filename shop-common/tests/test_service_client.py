@@ -18,6 +18,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from shop_common.credential import CREDENTIAL_HEADER, Caller, CredentialSigner, RequestBinding
+from shop_common.deadline import request_deadline
 from shop_common.service_client import (
     ServiceBroken,
     ServiceClient,
@@ -289,14 +290,49 @@ async def test_a_post_is_sent_again_when_the_first_connection_could_not_be_made(
         attempts: list[str] = []
         original = client._send
 
-        async def send_then_move(method, url, headers, body):
+        async def send_then_move(method, url, headers, body, timeout):
             attempts.append(headers[CREDENTIAL_HEADER])
             if len(attempts) == 2:  # the service is back, at its new address
                 url = url.with_port(int(server.url.rsplit(":", 1)[1]))
-            return await original(method, url, headers, body)
+            return await original(method, url, headers, body, timeout)
 
         client._send = send_then_move  # type: ignore[method-assign]
         response = await client.post("/stock", json={})
     assert response.status == 200
     assert server.credentials == [attempts[1]]
     assert len(set(attempts)) == 2
+
+
+async def test_a_call_carries_a_deadline_before_the_client_stops_waiting(
+    order_client: ServiceClient,
+) -> None:
+    """The client waits 10 s: the service commits nothing 9 s after the call was sent."""
+    before = time.time()
+    response = await order_client.get("/deadline", caller=USER)
+    after = time.time()
+    assert response.status == 200, response.body
+    assert before + 9 - 0.001 <= response.json()["deadline"] <= after + 9
+
+
+async def test_a_call_made_while_serving_a_request_ends_before_that_requests_deadline(
+    order_client: ServiceClient,
+) -> None:
+    inbound = time.time() + 3
+    token = request_deadline.set(inbound)
+    try:
+        response = await order_client.get("/deadline", caller=USER)
+    finally:
+        request_deadline.reset(token)
+    assert response.status == 200, response.body
+    assert response.json()["deadline"] < inbound
+
+
+async def test_a_call_made_past_the_served_requests_deadline_times_out_at_once(
+    order_client: ServiceClient,
+) -> None:
+    token = request_deadline.set(time.time() - 0.1)
+    try:
+        with pytest.raises(ServiceTimedOut, match="deadline"):
+            await order_client.post("/stock", json={"sku": "A-1"}, caller=USER)
+    finally:
+        request_deadline.reset(token)

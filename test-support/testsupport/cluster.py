@@ -14,7 +14,8 @@ from pathlib import Path
 
 import httpx
 
-from shop_common.testing import write_gateway_keys
+from shop_common.services import UPSTREAMS
+from shop_common.testing import write_credential_keys, write_gateway_keys
 from testsupport.processes import START_TIMEOUT, ServiceProcess, free_port, run_command
 from testsupport.system import ADMIN_EMAIL, ADMIN_PASSWORD
 
@@ -131,8 +132,11 @@ def build_cluster(
 
 
 def prepare_cluster(cluster: Cluster, data_dir: Path) -> None:
-    """The gateway's key pair, every database migrated, auth-service's signing keys."""
+    """The gateway's key pair and every service's own (product-service reads
+    order-service's), every database migrated, auth-service's signing keys."""
     write_gateway_keys(data_dir)
+    for service in UPSTREAMS:
+        write_credential_keys(data_dir, service.name)
     for module, env in cluster.migrations:
         run_command(module, env, "migrate")
     run_command("auth_service", cluster.migrations[0][1], "keys", "init")

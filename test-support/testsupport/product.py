@@ -4,27 +4,35 @@ in-process behind a client that mints the gateway's credential."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Generator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
 from product_service.config import SERVICE_NAME, Settings
+from product_service.consumers import EventWiring
 from product_service.db import migrate_database
 from product_service.main import create_app
-from shop_common.credential import Role
+from shop_common.credential import CREDENTIAL_HEADER, Caller, CredentialSigner, Role
 from shop_common.testing import (
     GatewayKeys,
+    binding_of,
     fresh_postgres_database,
     postgres_base_url,
     random_sku,
     sqlite_url,
+    write_credential_keys,
 )
+
+if TYPE_CHECKING:
+    from shop_common.tracing import Tracing
+
+ORDER_SERVICE = "order-service"
 
 BACKENDS = [
     pytest.param("sqlite", id="sqlite"),
@@ -32,7 +40,7 @@ BACKENDS = [
 ]
 
 
-async def migrated_database(backend: str, directory: Path) -> AsyncIterator[str]:
+async def migrated_database(backend: str, directory: Path) -> AsyncGenerator[str, None]:
     """A new database at the latest migration: a SQLite file, or a fresh PostgreSQL one."""
     if backend == "sqlite":
         url = sqlite_url(directory, f"{uuid.uuid4().hex}.db")
@@ -42,6 +50,27 @@ async def migrated_database(backend: str, directory: Path) -> AsyncIterator[str]
     async with fresh_postgres_database(postgres_base_url()) as url:
         await migrate_database(url)
         yield url
+
+
+class CallerAuth(httpx.Auth):
+    """Signs each request as another service would: its own key, this one request."""
+
+    def __init__(self, signer: CredentialSigner, caller: Caller | None = None) -> None:
+        self.signer = signer
+        self.caller = caller or Caller(user_id=str(uuid.uuid4()), role="USER")
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        request.headers["x-request-id"] = request_id
+        request.headers[CREDENTIAL_HEADER] = self.signer.mint(
+            audience=SERVICE_NAME, caller=self.caller, request=binding_of(request, request_id)
+        )
+        yield request
+
+
+def write_order_service_keys(data_dir: Path) -> CredentialSigner:
+    """order-service's key pair under data_dir/keys/order-service, as make run does."""
+    return write_credential_keys(data_dir, ORDER_SERVICE)
 
 
 @dataclass
@@ -70,9 +99,29 @@ class Shop:
 
 
 @asynccontextmanager
-async def running_shop(url: str, keys: GatewayKeys, data_dir: Path) -> AsyncIterator[Shop]:
-    """The app on this database, its lifespan running, behind an in-process client."""
-    app = create_app(Settings(data_dir=data_dir, product_database_url=url, shop_testing=True))
+async def running_shop(
+    url: str,
+    keys: GatewayKeys,
+    data_dir: Path,
+    *,
+    nats_url: str | None = None,
+    events: EventWiring | None = None,
+    tracing: Tracing | None = None,
+    **overrides: Any,
+) -> AsyncIterator[Shop]:
+    """The app on this database, its lifespan running, behind an in-process client;
+    `overrides` are further settings.
+
+    order-service's public key must be under data_dir too (write_order_service_keys).
+    """
+    settings = Settings(
+        data_dir=data_dir,
+        product_database_url=url,
+        shop_testing=True,
+        nats_url=nats_url,
+        **overrides,
+    )
+    app = create_app(settings, events=events, tracing=tracing)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(

@@ -39,6 +39,10 @@ class System:
     def product(self) -> str:
         return self.urls["product-service"]
 
+    @property
+    def order(self) -> str:
+        return self.urls["order-service"]
+
     def wait_for_line(self, needle: str, timeout: float = 60, *, prefix: str = "") -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

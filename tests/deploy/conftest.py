@@ -191,11 +191,12 @@ def settings_names() -> set[str]:
     """Every environment variable some service reads: its settings' fields, upper-cased."""
     from api_gateway.config import Settings as GatewaySettings
     from auth_service.config import Settings as AuthSettings
+    from order_service.config import Settings as OrderSettings
     from product_service.config import Settings as ProductSettings
 
     return {
         name.upper()
-        for settings in (AuthSettings, ProductSettings, GatewaySettings)
+        for settings in (AuthSettings, ProductSettings, OrderSettings, GatewaySettings)
         for name in settings.model_fields
     }
 

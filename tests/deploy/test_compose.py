@@ -23,8 +23,15 @@ from tests.deploy.conftest import (
 )
 
 SCHEMA = HERE / "compose-spec.schema.json"
-ONE_SHOTS = ("gateway-keys", "auth-keys", "migrate-auth", "migrate-product")
-BACKING = ("postgres", "redis")
+ONE_SHOTS = (
+    "gateway-keys",
+    "order-service-keys",
+    "auth-keys",
+    "migrate-auth",
+    "migrate-product",
+    "migrate-order",
+)
+BACKING = ("postgres", "redis", "nats")
 
 
 def check_jsonschema(document: Path) -> subprocess.CompletedProcess[str]:
@@ -102,11 +109,17 @@ def test_servers_wait_for_healthy_or_finished_dependencies(compose: dict[str, An
             )
             assert rule == {"condition": expected}, (name, dependency)
     gateway_needs = set(services["api-gateway"]["depends_on"])
-    assert gateway_needs == {"auth-service", "product-service", "redis"}
+    assert gateway_needs == {"auth-service", "product-service", "order-service", "redis"}
     assert {"migrate-auth", "auth-keys", "gateway-keys"} <= set(
         services["auth-service"]["depends_on"]
     )
-    assert {"migrate-product", "gateway-keys"} <= set(services["product-service"]["depends_on"])
+    assert {"migrate-product", "gateway-keys", "order-service-keys", "nats"} <= set(
+        services["product-service"]["depends_on"]
+    )
+    # order-service reserves stock at product-service and publishes to NATS from the start.
+    assert {"migrate-order", "gateway-keys", "order-service-keys", "nats", "product-service"} <= (
+        set(services["order-service"]["depends_on"])
+    )
     for backing in BACKING:
         assert services[backing]["healthcheck"]["test"], f"{backing} needs a healthcheck"
 
@@ -119,6 +132,8 @@ def test_migrations_and_keys_are_one_shot_steps_not_part_of_serving(
         assert services[name]["restart"] == "no", name
     assert services["migrate-auth"]["command"] == ["migrate"]
     assert services["migrate-product"]["command"] == ["migrate"]
+    assert services["migrate-order"]["command"] == ["migrate"]
+    assert services["order-service-keys"]["entrypoint"] == ["python", "-m", "shop_common.keys"]
     assert services["auth-keys"]["command"] == ["keys", "init"]
     assert services["gateway-keys"]["entrypoint"] == ["python", "-m", "shop_common.keys"]
     for service in SERVICES:
@@ -207,7 +222,9 @@ def test_keys_live_in_volumes_that_servers_mount_read_only(compose: dict[str, An
     assert set(mounts["gateway-keys"]) == {"gateway-key", "gateway-public-key"}
     assert set(mounts["auth-keys"]) == {"auth-keys"}
     assert set(mounts["auth-service"]) == {"auth-keys", "gateway-public-key"}
-    assert set(mounts["product-service"]) == {"gateway-public-key"}
+    assert set(mounts["order-service-keys"]) == {"order-service-key", "order-service-public-key"}
+    assert set(mounts["product-service"]) == {"gateway-public-key", "order-service-public-key"}
+    assert set(mounts["order-service"]) == {"gateway-public-key", "order-service-key"}
     assert set(mounts["api-gateway"]) == {"gateway-key", "gateway-public-key"}
     for service in SERVICES:
         for volume, rest in mounts[service.name].items():
@@ -215,7 +232,21 @@ def test_keys_live_in_volumes_that_servers_mount_read_only(compose: dict[str, An
     # The private half of the gateway's pair reaches no service but the gateway.
     holders = {name for name, volumes in mounts.items() if "gateway-key" in volumes}
     assert holders == {"gateway-keys", "api-gateway"}
-    for volume in ("auth-keys", "gateway-key", "gateway-public-key", "postgres-data"):
+    # So does order-service's: product-service gets its public half only.
+    holders = {name for name, volumes in mounts.items() if "order-service-key" in volumes}
+    assert holders == {"order-service-keys", "order-service"}
+    # Where the services look for it: CREDENTIAL_KEYS_DIR (DATA_DIR/keys) / order-service.
+    assert mounts["order-service"]["order-service-key"][0] == "/data/keys/order-service"
+    assert mounts["product-service"]["order-service-public-key"][0] == "/data/keys/order-service"
+    for volume in (
+        "auth-keys",
+        "gateway-key",
+        "gateway-public-key",
+        "order-service-key",
+        "order-service-public-key",
+        "postgres-data",
+        "nats-data",
+    ):
         assert volume in compose["volumes"]
 
 
@@ -225,7 +256,10 @@ def test_the_gateway_reaches_the_services_by_their_compose_names(
     env = compose["services"]["api-gateway"]["environment"]
     assert env["AUTH_SERVICE_URL"] == "http://auth-service:5001"
     assert env["PRODUCT_SERVICE_URL"] == "http://product-service:5002"
+    assert env["ORDER_SERVICE_URL"] == "http://order-service:5003"
     assert env["REDIS_URL"] == "redis://redis:6379/0"
+    orders = compose["services"]["order-service"]["environment"]
+    assert orders["PRODUCT_SERVICE_URL"] == "http://product-service:5002"
     # Forwarded-for headers are believed only through TRUSTED_PROXIES (empty by default).
     assert "TRUSTED_PROXIES" not in env
     assert read_dotenv(ENV_EXAMPLE)["TRUSTED_PROXIES"] == ""
@@ -233,7 +267,7 @@ def test_the_gateway_reaches_the_services_by_their_compose_names(
 
 def test_postgres_gets_one_database_per_service(compose: dict[str, Any]) -> None:
     postgres = compose["services"]["postgres"]
-    assert postgres["environment"]["POSTGRES_MULTIPLE_DATABASES"] == "auth,product"
+    assert postgres["environment"]["POSTGRES_MULTIPLE_DATABASES"] == "auth,product,order"
     script = next(v for v in postgres["volumes"] if "create-databases.sh" in v)
     source, target, mode = script.split(":")
     assert (ROOT / source).is_file() and target.startswith("/docker-entrypoint-initdb.d/")
@@ -241,9 +275,12 @@ def test_postgres_gets_one_database_per_service(compose: dict[str, Any]) -> None
     urls = [
         compose["services"]["migrate-auth"]["environment"]["AUTH_DATABASE_URL"],
         compose["services"]["migrate-product"]["environment"]["PRODUCT_DATABASE_URL"],
+        compose["services"]["migrate-order"]["environment"]["ORDER_DATABASE_URL"],
     ]
-    assert [url.rsplit("/", 1)[1] for url in urls] == ["auth", "product"]
+    assert [url.rsplit("/", 1)[1] for url in urls] == ["auth", "product", "order"]
     assert compose["services"]["auth-service"]["environment"]["AUTH_DATABASE_URL"] == urls[0]
+    assert compose["services"]["product-service"]["environment"]["PRODUCT_DATABASE_URL"] == urls[1]
+    assert compose["services"]["order-service"]["environment"]["ORDER_DATABASE_URL"] == urls[2]
 
 
 def test_the_database_creation_script_makes_each_listed_database(tmp_path: Path) -> None:
@@ -257,7 +294,7 @@ def test_the_database_creation_script_makes_each_listed_database(tmp_path: Path)
             "PATH": f"{tmp_path}:/usr/bin:/bin",
             "CALLS": str(calls),
             "POSTGRES_USER": "postgres",
-            "POSTGRES_MULTIPLE_DATABASES": "auth,product",
+            "POSTGRES_MULTIPLE_DATABASES": "auth,product,order",
         },
         capture_output=True,
         text=True,
@@ -265,5 +302,34 @@ def test_the_database_creation_script_makes_each_listed_database(tmp_path: Path)
     )
     assert result.returncode == 0, result.stderr
     made = calls.read_text().splitlines()
-    assert len(made) == 2
+    assert len(made) == 3
     assert 'CREATE DATABASE "auth"' in made[0] and 'CREATE DATABASE "product"' in made[1]
+    # "order" is an SQL keyword: the script quotes every name.
+    assert 'CREATE DATABASE "order"' in made[2]
+
+
+def test_nats_runs_jetstream_on_a_volume_unpublished_with_a_healthcheck(
+    compose: dict[str, Any],
+) -> None:
+    nats = compose["services"]["nats"]
+    assert nats["image"].startswith("nats:") and "build" not in nats
+    command = nats["command"]
+    assert "-js" in command, "JetStream: streams, durable consumers, the outbox dedupe"
+    store = command[command.index("-sd") + 1]
+    assert f"nats-data:{store}" in nats["volumes"], "streams survive a restart"
+    assert "ports" not in nats and nats["networks"] == ["internal"]
+    assert nats["restart"] == "unless-stopped"
+    probe = " ".join(nats["healthcheck"]["test"])
+    assert "healthz?js-enabled-only=true" in probe
+    monitor = command[command.index("-m") + 1]
+    assert f":{monitor}/" in probe
+
+
+def test_the_services_that_publish_or_consume_events_reach_nats(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    for name in ("product-service", "order-service"):
+        assert services[name]["environment"]["NATS_URL"] == "nats://nats:4222", name
+        assert services[name]["depends_on"]["nats"] == {"condition": "service_healthy"}
+    # Neither the gateway nor auth-service has events.
+    for name in ("api-gateway", "auth-service"):
+        assert "NATS_URL" not in services[name]["environment"], name

@@ -1,4 +1,4 @@
-"""The three Dockerfiles: hadolint-clean, multi-stage from the lock file, non-root, no secrets."""
+"""The Dockerfiles: hadolint-clean, multi-stage from the lock file, non-root, no secrets."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import fnmatch
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -81,6 +82,35 @@ def test_dependencies_come_from_the_lock_file_without_dev_tools(
     assert "uv.lock" in copied
 
 
+def workspace_members() -> list[str]:
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    members = pyproject["tool"]["uv"]["workspace"]["members"]
+    assert isinstance(members, list)
+    return [str(member) for member in members]
+
+
+def test_every_workspace_member_has_an_image_or_is_shared_code() -> None:
+    assert set(workspace_members()) == {service.name for service in SERVICES} | {"shop-common"}
+
+
+@pytest.mark.parametrize("service", SERVICE_PARAMS)
+def test_the_dependency_layer_copies_every_workspace_members_pyproject(
+    service: Service, dockerfiles: dict[str, Dockerfile]
+) -> None:
+    # `uv sync --frozen` reads the whole workspace: a member whose pyproject.toml is
+    # missing fails the build ("Workspace member ... is missing a pyproject.toml").
+    build = dockerfiles[service.name].stages()[0]
+    first_sync = next(i for i, step in enumerate(build) if "uv sync" in step.value)
+    copied = {
+        source
+        for step in build[:first_sync]
+        if step.keyword == "COPY"
+        for source in step.value.split()[:-1]
+    }
+    for member in workspace_members():
+        assert f"{member}/pyproject.toml" in copied, f"{service.name}: {member}/pyproject.toml"
+
+
 @pytest.mark.parametrize("service", SERVICE_PARAMS)
 def test_the_image_runs_as_a_fixed_non_root_user(
     service: Service, dockerfiles: dict[str, Dockerfile]
@@ -151,6 +181,8 @@ def _ignored(path: str, patterns: list[str]) -> bool:
     [
         pytest.param("uv.lock", True, id="lock file"),
         pytest.param("auth-service/src/auth_service/main.py", True, id="service source"),
+        pytest.param("order-service/src/order_service/main.py", True, id="order-service source"),
+        pytest.param("order-service/alembic.ini", False, id="order-service dev config"),
         pytest.param("shop-common/pyproject.toml", True, id="member pyproject"),
         pytest.param("deploy/docker/healthcheck.py", True, id="healthcheck"),
         pytest.param(".env", False, id="local secrets"),

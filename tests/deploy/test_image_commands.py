@@ -3,10 +3,11 @@
 The compose file is followed as Docker would: the one-shot steps (keys, migrations) run
 first in their dependency order, then the three servers, each with its Dockerfile's
 ENTRYPOINT + CMD (or the compose override) and the environment the image and the compose
-file give it. What only a container has is swapped for a local equivalent: /data is a
-temporary directory (the named volumes are its subdirectories, so they are shared as in
-compose), PostgreSQL is a SQLite file, Redis is left out, ports are ephemeral, and the
-compose service names in URLs resolve to 127.0.0.1.
+file give it. What only a container has is swapped for a local equivalent: each container's
+/data is a temporary directory of its own, where each named volume it mounts is a link to
+the volume's one directory (so a volume is shared, at whatever path each mounts it, as in
+compose), PostgreSQL is a SQLite file, Redis and NATS are left out (events wait in the
+outboxes), ports are ephemeral, and the compose service names in URLs resolve to 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -50,8 +51,9 @@ class LocalCompose:
     ) -> None:
         self.compose = compose
         self.dockerfiles = dockerfiles
-        self.data = tmp / "data"
+        self.data = tmp / "data"  # the SQLite files standing in for PostgreSQL's databases
         self.data.mkdir()
+        self.volumes = tmp / "volumes"
         self.tmp = tmp
         self.ports = {service.name: free_port() for service in SERVICES}
 
@@ -69,29 +71,55 @@ class LocalCompose:
         }  # the image's PATH holds its venv; here that is sys.executable's
         env.update(read_dotenv(ENV_EXAMPLE))
         env.update({key: str(value) for key, value in spec.get("environment", {}).items()})
-        return Container(name, self.localise_argv([*entrypoint, *command]), self.localise(env))
+        self.mount_volumes(name)
+        argv = self.localise_argv(name, [*entrypoint, *command])
+        return Container(name, argv, self.localise(name, env))
 
-    def localise_argv(self, argv: list[str]) -> list[str]:
+    def root(self, name: str) -> Path:
+        """The container's /data."""
+        return self.tmp / "containers" / name / "data"
+
+    def mount_volumes(self, name: str) -> None:
+        """Each `volume:/data/...` of the service: a link from its path in this container's
+        /data to the volume's directory, which every container mounting it shares."""
+        root = self.root(name)
+        root.mkdir(parents=True, exist_ok=True)
+        for entry in self.compose["services"][name].get("volumes", []):
+            volume, _, rest = str(entry).partition(":")
+            target = rest.split(":")[0]
+            if volume not in self.compose.get("volumes", {}) or not target.startswith("/data/"):
+                continue
+            shared = self.volumes / volume
+            shared.mkdir(parents=True, exist_ok=True)
+            link = root / target.removeprefix("/data/")
+            link.parent.mkdir(parents=True, exist_ok=True)
+            if not link.is_symlink():
+                link.symlink_to(shared, target_is_directory=True)
+
+    def localise_argv(self, name: str, argv: list[str]) -> list[str]:
         assert argv[0] == "python", argv
-        return [sys.executable, *(self.path(arg) for arg in argv[1:])]
+        return [sys.executable, *(self.path(name, arg) for arg in argv[1:])]
 
-    def path(self, value: str) -> str:
-        """Container paths: /data -> the test's data dir, /app/x -> the repository's file."""
+    def path(self, name: str, value: str) -> str:
+        """Container paths: /data -> the container's own data dir, /app/x -> the
+        repository's file."""
         if value == "/data" or value.startswith("/data/"):
-            return str(self.data) + value[len("/data") :]
+            return str(self.root(name)) + value[len("/data") :]
         if value == "/app/healthcheck.py":
             return str(ROOT / "deploy" / "docker" / "healthcheck.py")
         return value
 
-    def localise(self, env: dict[str, str]) -> dict[str, str]:
+    def localise(self, name: str, env: dict[str, str]) -> dict[str, str]:
         local = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(self.tmp)}
         for key, value in env.items():
-            value = self.path(value)
+            value = self.path(name, value)
             if key.endswith("_DATABASE_URL"):
                 database = key.removesuffix("_DATABASE_URL").lower()
                 value = f"sqlite+aiosqlite:///{self.data / database}.db"
             elif key == "REDIS_URL":
                 continue  # compose's Redis is not here; the gateway then limits in-process
+            elif key == "NATS_URL":
+                continue  # nor its NATS: the services serve, their events wait in the outbox
             elif key.endswith("_HOST"):
                 value = "127.0.0.1"
             for service in SERVICES:
@@ -136,7 +164,7 @@ class Running:
 def healthcheck(local: LocalCompose, container: Container) -> subprocess.CompletedProcess[str]:
     command = local.dockerfile_of(container.name).healthcheck()
     return subprocess.run(
-        local.localise_argv(command),
+        local.localise_argv(container.name, command),
         env=container.env,
         capture_output=True,
         text=True,
@@ -218,6 +246,9 @@ def test_compose_starts_our_services_after_their_one_shot_steps(
     assert order.index("migrate-auth") < order.index("auth-service")
     assert order.index("migrate-product") < order.index("product-service")
     assert order.index("gateway-keys") < order.index("product-service")
+    assert order.index("migrate-order") < order.index("order-service")
+    assert order.index("order-service-keys") < order.index("product-service")
+    assert order.index("product-service") < order.index("order-service")
     assert order[-1] == "api-gateway"
 
 
@@ -257,6 +288,26 @@ def test_a_request_passes_the_gateway_with_its_credential(
     assert response.status_code == 200, response.text
     # Straight to the service, without the credential: refused.
     direct = httpx.get(f"http://127.0.0.1:{local.ports['product-service']}/products", timeout=5)
+    assert direct.status_code in (401, 403)
+
+
+def test_orders_pass_the_gateway_to_order_service_with_a_users_credential(
+    system: tuple[LocalCompose, dict[str, Running]],
+) -> None:
+    """ORDER_SERVICE_URL, the gateway's key in order-service's mount, its own database."""
+    local, _servers = system
+    gateway = f"http://127.0.0.1:{local.ports['api-gateway']}"
+    account = {"name": "Buyer", "email": "buyer@example.com", "password": "a-long-passphrase-1"}
+    with httpx.Client(base_url=gateway, timeout=10) as client:
+        assert client.get("/orders").status_code == 401
+        assert client.post("/auth/register", json=account).status_code == 201
+        login = client.post("/auth/login", json={k: account[k] for k in ("email", "password")})
+        assert login.status_code == 200, login.text
+        token = login.json()["access_token"]
+        listed = client.get("/orders", headers={"Authorization": f"Bearer {token}"})
+    assert listed.status_code == 200, listed.text
+    assert listed.json()["items"] == []
+    direct = httpx.get(f"http://127.0.0.1:{local.ports['order-service']}/orders", timeout=5)
     assert direct.status_code in (401, 403)
 
 

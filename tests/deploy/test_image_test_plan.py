@@ -54,6 +54,9 @@ def test_every_service_starts_after_what_it_depends_on(compose: dict[str, Any]) 
         for dependency in plan.depends_on(spec):
             assert position[dependency] < position[name], (dependency, name)
     assert stages[-1] == ["api-gateway"]
+    flat = [name for stage in stages for name in stage]
+    assert flat.index("nats") < flat.index("order-service") < flat.index("api-gateway")
+    assert flat.index("product-service") < flat.index("order-service")
 
 
 def test_a_service_added_later_is_planned_without_editing_the_test(
@@ -94,8 +97,10 @@ def test_one_shot_steps_are_the_ones_run_to_completion(compose: dict[str, Any]) 
     assert plan.one_shot_services(compose) == {
         "gateway-keys",
         "auth-keys",
+        "order-service-keys",
         "migrate-auth",
         "migrate-product",
+        "migrate-order",
     }
 
 
@@ -109,6 +114,7 @@ def test_the_base_images_are_the_dockerfiles_from_and_the_services_not_built(
     compose: dict[str, Any],
 ) -> None:
     assert plan.base_images(compose, ROOT) == [
+        "nats:2-alpine",
         "postgres:17-alpine",
         "python:3.11-slim-bookworm",
         "redis:7-alpine",
@@ -133,3 +139,44 @@ def test_the_published_port_follows_shop_port(
     compose = read(environ, tmp_path)
     assert compose["services"]["api-gateway"]["ports"] == [published]
     assert compose["services"]["auth-service"]["image"] == "shop/auth-service:local"
+
+
+def test_the_nats_monitor_is_found_in_the_compose_file(compose: dict[str, Any]) -> None:
+    assert plan.nats_monitor(compose) == ("nats", "8222")
+
+
+def jsz(messages: int, *consumers: tuple[int, int]) -> dict[str, Any]:
+    """JetStream's /jsz?streams=true&consumers=true, reduced to what the check reads."""
+    return {
+        "account_details": [
+            {
+                "stream_detail": [
+                    {
+                        "name": "ORDERS",
+                        "state": {"messages": messages},
+                        "consumer_detail": [
+                            {"name": f"c{i}", "num_pending": pending, "num_ack_pending": unacked}
+                            for i, (pending, unacked) in enumerate(consumers)
+                        ],
+                    }
+                ]
+            }
+        ]
+    }
+
+
+@pytest.mark.parametrize(
+    ("report", "settled"),
+    [
+        pytest.param({"account_details": []}, False, id="no stream yet"),
+        pytest.param(jsz(0), False, id="no event yet"),
+        pytest.param(jsz(1, (1, 0)), False, id="a consumer has not fetched it"),
+        pytest.param(jsz(1, (0, 1)), False, id="a consumer has not acknowledged it"),
+        pytest.param(jsz(1), True, id="published, no consumer"),
+        pytest.param(jsz(2, (0, 0), (0, 0)), True, id="every consumer acknowledged"),
+    ],
+)
+def test_events_count_as_through_once_published_and_acknowledged(
+    report: dict[str, Any], settled: bool
+) -> None:
+    assert (plan.events_unsettled(report, "ORDERS") is None) is settled

@@ -29,7 +29,14 @@ if TYPE_CHECKING:
 Rendered = dict[str, list[dict[str, Any]]]
 OVERLAY_PARAMS = [pytest.param(overlay.name, id=overlay.name) for overlay in OVERLAYS]
 SERVICE_PARAMS = [pytest.param(service, id=service.name) for service in SERVICES]
-AUTOSCALED = {"api-gateway", "product-service"}
+AUTOSCALED = {"api-gateway", "product-service", "order-service"}
+# Who may call each service (NetworkPolicy ingress): the gateway, and order-service for
+# product-service's stock reservations.
+CALLERS = {
+    "auth-service": {"api-gateway"},
+    "product-service": {"api-gateway", "order-service"},
+    "order-service": {"api-gateway"},
+}
 
 
 def container_of(documents: list[dict[str, Any]], service: Service) -> dict[str, Any]:
@@ -176,7 +183,9 @@ def test_only_the_gateway_service_is_exposed(rendered: Rendered, overlay: str) -
         assert [p["port"] for p in service["spec"]["ports"]] == [port]
     for ingress in of_kind(documents, "Ingress").values():
         backends = str(ingress["spec"])
-        assert "auth-service" not in backends and "product-service" not in backends
+        for internal in SERVICES:
+            if internal.name != "api-gateway":
+                assert internal.name not in backends
 
 
 @pytest.mark.parametrize("overlay", OVERLAY_PARAMS)
@@ -203,7 +212,7 @@ def ingress_sources(documents: list[dict[str, Any]], labels: dict[str, str]) -> 
 
 
 @pytest.mark.parametrize("overlay", OVERLAY_PARAMS)
-def test_network_policies_let_only_the_gateway_reach_the_services(
+def test_network_policies_let_only_their_callers_reach_the_services(
     rendered: Rendered, overlay: str
 ) -> None:
     documents = rendered[overlay]
@@ -211,15 +220,23 @@ def test_network_policies_let_only_the_gateway_reach_the_services(
     deny = policies["default-deny"]["spec"]
     assert deny == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
     gateway = pod_labels(documents, "Deployment", "api-gateway")
-    for name in ("auth-service", "product-service"):
-        sources = ingress_sources(documents, pod_labels(documents, "Deployment", name))
+    pods = {service.name: pod_labels(documents, "Deployment", service.name) for service in SERVICES}
+    migrations = [pod_labels(documents, "Job", name) for name in of_kind(documents, "Job")]
+    assert set(CALLERS) == set(pods) - {"api-gateway"}
+    for name, callers in CALLERS.items():
+        sources = ingress_sources(documents, pods[name])
         assert sources, f"nothing may reach {name}, not even the gateway"
+        admitted: set[str] = set()
         for peers in sources:
             assert peers != "anyone", f"{name} is open to anyone"
             for peer in peers:
                 assert set(peer) == {"podSelector"}, f"{name} is open to {peer}"
-                assert selects(peer["podSelector"], gateway)
-                assert not selects(peer["podSelector"], {**gateway, "app.kubernetes.io/name": name})
+                admitted |= {
+                    other for other, labels in pods.items() if selects(peer["podSelector"], labels)
+                }
+                for job in migrations:
+                    assert not selects(peer["podSelector"], job), f"a Job may call {name}"
+        assert admitted == callers, name
     assert "anyone" in ingress_sources(documents, gateway), "the gateway is the public entry"
 
 
@@ -239,11 +256,14 @@ def test_network_policies_let_pods_reach_only_what_they_use(
 ) -> None:
     documents = rendered[overlay]
     expected = {
-        ("Deployment", "api-gateway"): {53, 5001, 5002, 6379},
+        ("Deployment", "api-gateway"): {53, 5001, 5002, 5003, 6379},
         ("Deployment", "auth-service"): {53, 5432, 6379},
-        ("Deployment", "product-service"): {53, 5432},
+        # NATS (4222): the outbox relays publish, product-service consumes ORDERS.
+        ("Deployment", "product-service"): {53, 4222, 5432},
+        ("Deployment", "order-service"): {53, 4222, 5002, 5432},
         ("Job", "auth-migrate"): {53, 5432},
         ("Job", "product-migrate"): {53, 5432},
+        ("Job", "order-migrate"): {53, 5432},
     }
     for (kind, name), ports in expected.items():
         assert egress_ports(documents, pod_labels(documents, kind, name)) == ports, name
@@ -292,7 +312,16 @@ def test_keys_come_from_secrets_each_pod_mounts_read_only(rendered: Rendered, ov
             "auth-signing-keys": "/data/keys/auth",
             "gateway-public-key": "/data/keys/gateway-public",
         },
-        "product-service": {"gateway-public-key": "/data/keys/gateway-public"},
+        # order-service's public key checks its calls to /stock; its private key is in
+        # order-service-credential-key, which only order-service mounts.
+        "product-service": {
+            "gateway-public-key": "/data/keys/gateway-public",
+            "order-service-public-key": "/data/keys/order-service",
+        },
+        "order-service": {
+            "gateway-public-key": "/data/keys/gateway-public",
+            "order-service-credential-key": "/data/keys/order-service",
+        },
         "api-gateway": {"gateway-credential-key": "/data/keys/gateway"},
     }
     auth_env = {
@@ -332,6 +361,8 @@ def test_the_base_settings_are_the_env_example_defaults_plus_the_service_urls() 
     assert set(base) - set(example) == {
         "AUTH_SERVICE_URL",
         "PRODUCT_SERVICE_URL",
+        "ORDER_SERVICE_URL",
+        "NATS_URL",  # an external JetStream (the NATS Helm chart or a managed service)
         "SIGNING_KEY_ACTIVATION_SECONDS",  # a Secret update takes ~1 min to reach every pod
         "DATABASE_POOL_SIZE",  # many pods share one PostgreSQL: the connection budget
     }
@@ -365,6 +396,16 @@ def test_the_monitoring_component_renders_on_top_of_an_overlay(tmp_path: Path) -
     ]
 
 
+def pool_sizes(documents: list[dict[str, Any]], default: int) -> dict[str, int]:
+    """Deployment -> DATABASE_POOL_SIZE of its pods: its container's own, or the settings'."""
+    sizes = {}
+    for name, deployment in of_kind(documents, "Deployment").items():
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        env = {item["name"]: item.get("value") for item in container.get("env", [])}
+        sizes[name] = int(env.get("DATABASE_POOL_SIZE") or default)
+    return sizes
+
+
 def database_pods(documents: list[dict[str, Any]]) -> dict[str, int]:
     """Deployment -> how many of its pods can run at once: its replicas or its
     autoscaler's maximum, plus the rolling update's surge; only those with a database."""
@@ -392,16 +433,29 @@ def test_every_database_connection_that_can_exist_fits_in_max_connections(
     maps = of_kind(documents, "ConfigMap").values()
     (budget,) = [m["data"] for m in maps if m["metadata"]["name"].startswith("database-budget")]
     (settings,) = [m["data"] for m in maps if m["metadata"]["name"].startswith("shop-settings")]
-    pool = int(settings.get("DATABASE_POOL_SIZE", "16"))
+    pools = pool_sizes(documents, int(settings.get("DATABASE_POOL_SIZE", "16")))
     pods = database_pods(documents)
-    assert set(pods) == {"auth-service", "product-service"}
-    # Each pod: its request pool and the one connection its /ready probe keeps.
-    serving = sum(count * (pool + 1) for count in pods.values())
+    assert set(pods) == {service.name for service in SERVICES if service.has_database}
+    # Each pod: its request pool (the outbox relay, the event consumers and order-service's
+    # sweeper share it) and the one connection its /ready probe keeps.
+    serving = sum(count * (pools[name] + 1) for name, count in pods.items())
     migrating = len(of_kind(documents, "Job"))  # one connection each, before serving
     needed = serving + migrating + int(budget["superuser_reserved_connections"])
     assert needed <= int(budget["max_connections"]), (
-        f"{overlay}: {pods} x ({pool} + 1) + {migrating} jobs + reserved = {needed}"
+        f"{overlay}: {pods} x ({pools} + 1) + {migrating} jobs + reserved = {needed}"
     )
+
+
+def test_the_readme_states_the_budget_the_manifests_have(rendered: Rendered) -> None:
+    """The README's table of the connection budget is the production overlay's."""
+    documents = rendered["production"]
+    maps = of_kind(documents, "ConfigMap").values()
+    (settings,) = [m["data"] for m in maps if m["metadata"]["name"].startswith("shop-settings")]
+    pools = pool_sizes(documents, int(settings.get("DATABASE_POOL_SIZE", "16")))
+    readme = (ROOT / "README.md").read_text()
+    for name, count in database_pods(documents).items():
+        row = f"| {name} | {count} | {pools[name]} + 1 | {count * (pools[name] + 1)} |"
+        assert row in readme, row
 
 
 def test_the_budget_counts_an_autoscaler_maximum_and_the_surge() -> None:
@@ -422,3 +476,18 @@ def test_the_budget_counts_an_autoscaler_maximum_and_the_surge() -> None:
         },
     ]
     assert database_pods(documents) == {"product-service": 11}
+
+
+def test_a_containers_own_pool_size_counts_over_the_settings() -> None:
+    def deployment(name: str, env: list[dict[str, str]]) -> dict[str, Any]:
+        return {
+            "kind": "Deployment",
+            "metadata": {"name": name},
+            "spec": {"template": {"spec": {"containers": [{"env": env}]}}},
+        }
+
+    documents = [
+        deployment("order-service", [{"name": "DATABASE_POOL_SIZE", "value": "8"}]),
+        deployment("product-service", [{"name": "PRODUCT_PORT", "value": "5002"}]),
+    ]
+    assert pool_sizes(documents, 4) == {"order-service": 8, "product-service": 4}

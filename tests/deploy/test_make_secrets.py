@@ -20,6 +20,7 @@ SCRIPT = K8S / "make_secrets.py"
 ENV = {
     "AUTH_DATABASE_URL": "postgresql+asyncpg://auth:pw@db.example:5432/auth",
     "PRODUCT_DATABASE_URL": "postgresql+asyncpg://product:pw@db.example:5432/product",
+    "ORDER_DATABASE_URL": "postgresql+asyncpg://order:pw@db.example:5432/order",
     "REDIS_URL": "redis://redis.example:6379/0",
 }
 
@@ -88,9 +89,10 @@ def test_init_creates_key_pairs_that_belong_together(created: dict[str, dict[str
     ((kid, pem),) = signing.items()
     assert kid.endswith(".pem")
     assert isinstance(serialization.load_pem_private_key(pem, password=None), Ed25519PrivateKey)
-    assert (
-        decoded(created["shop-database"])["AUTH_DATABASE_URL"] == ENV["AUTH_DATABASE_URL"].encode()
-    )
+    urls = {name: value for name, value in ENV.items() if name.endswith("_DATABASE_URL")}
+    assert decoded(created["shop-database"]) == {
+        name: value.encode() for name, value in urls.items()
+    }
     assert "auth-admin" not in created
 
 
@@ -104,6 +106,7 @@ def test_init_refuses_to_run_without_the_database_and_redis_urls() -> None:
     result = run("init", env={"REDIS_URL": ENV["REDIS_URL"]})
     assert result.returncode != 0
     assert "AUTH_DATABASE_URL" in result.stderr and "PRODUCT_DATABASE_URL" in result.stderr
+    assert "ORDER_DATABASE_URL" in result.stderr
 
 
 def test_rotate_adds_a_key_and_keeps_the_current_one(created: dict[str, dict[str, Any]]) -> None:

@@ -30,6 +30,12 @@ OPERATION_IDS = {
     ("PUT", "/products/{id}"): "replaceProduct",
     ("PATCH", "/products/{id}"): "updateProduct",
     ("DELETE", "/products/{id}"): "deleteProduct",
+    ("POST", "/orders"): "placeOrder",
+    ("GET", "/orders"): "listOrders",
+    ("GET", "/orders/{id}"): "getOrder",
+    ("POST", "/orders/{id}/cancel"): "cancelOrder",
+    ("POST", "/orders/{id}/payment"): "recordPayment",
+    ("POST", "/orders/{id}/shipment"): "recordShipment",
 }
 
 

@@ -67,7 +67,7 @@ def wait_gone(pids: set[int], timeout: float = 20) -> set[int]:
 def test_a_signal_to_the_launcher_stops_all_its_processes(tmp_path: Path, signum: int) -> None:
     system = start_system(tmp_path)
     services = children_of(system.process.pid)
-    assert len(services) == 4  # gateway, two services, NATS
+    assert len(services) == 5  # gateway, three services, NATS
     assert stop_system(system, signum) == 0
     assert wait_gone(services) == set()
 
@@ -138,7 +138,7 @@ def skipped(system: System) -> set[str]:
     """The services whose migrate step the launcher left out (database already at head)."""
     return {
         name
-        for name in ("auth-service", "product-service")
+        for name in ("auth-service", "product-service", "order-service")
         if any(
             f"[run] {name}: database already at the latest migration" in line
             for line in system.output
@@ -163,13 +163,13 @@ def test_a_second_start_skips_migrating_but_a_database_behind_is_migrated(tmp_pa
     assert skipped(first) == set()
     second = start_system(tmp_path)
     stop_system(second)
-    assert skipped(second) == {"auth-service", "product-service"}
+    assert skipped(second) == {"auth-service", "product-service", "order-service"}
 
     # auth's schema taken back to nothing: the next start must migrate it again.
     anyio.run(partial(migrate_database, sqlite_url(tmp_path, "auth.db"), "base", downgrade=True))
     third = start_system(tmp_path)
     try:
-        assert skipped(third) == {"product-service"}
+        assert skipped(third) == {"product-service", "order-service"}
         with httpx.Client(base_url=third.gateway, timeout=15) as client:
             login = client.post(
                 "/auth/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
@@ -227,7 +227,7 @@ def test_with_nats_url_set_the_launcher_starts_no_nats(tmp_path: Path) -> None:
     system = start_system(tmp_path, NATS_URL=url)
     try:
         children = children_of(system.process.pid)
-        assert len(children) == 3
+        assert len(children) == 4  # gateway and three services
         assert not any("nats-server" in command_line(pid) for pid in children)
         assert {environment(pid)["NATS_URL"] for pid in children} == {url}
     finally:

@@ -77,7 +77,7 @@ def running_shop(data_dir: Path, **env: str) -> Iterator[Shop]:
 
 @contextlib.contextmanager
 def second_gateway(shop: Shop, **overrides: str) -> Iterator[str]:
-    """Another gateway process in front of the same auth-service and product-service,
+    """Another gateway process in front of the same services,
     with the system's settings and `overrides`."""
     port = free_port()
     env = {
@@ -87,6 +87,7 @@ def second_gateway(shop: Shop, **overrides: str) -> Iterator[str]:
         "GATEWAY_PORT": str(port),
         "AUTH_SERVICE_URL": shop.system.auth,
         "PRODUCT_SERVICE_URL": shop.system.product,
+        "ORDER_SERVICE_URL": shop.system.order,
         **shop.env,
         **overrides,
     }

@@ -138,12 +138,28 @@ DIRECT_CALLS = [
     pytest.param(
         "product", "POST", "/products", {"name": "Direct", "price": 1}, id="product-create"
     ),
+    pytest.param(
+        "product",
+        "PUT",
+        f"/stock/reservations/{uuid.uuid4()}",
+        {"items": [{"product_id": str(uuid.uuid4()), "quantity": 1}]},
+        id="stock-reserve",
+    ),
+    pytest.param("product", "DELETE", f"/stock/reservations/{uuid.uuid4()}", None, id="stock-free"),
+    pytest.param("order", "GET", "/orders", None, id="order-list"),
+    pytest.param(
+        "order",
+        "POST",
+        "/orders",
+        {"items": [{"product_id": str(uuid.uuid4()), "quantity": 1}]},
+        id="order-place",
+    ),
 ]
 
 
 def _direct(shop: Shop, service: str) -> httpx.Client:
-    base = shop.system.auth if service == "auth" else shop.system.product
-    return shop.client(base_url=base)
+    base = {"auth": shop.system.auth, "product": shop.system.product, "order": shop.system.order}
+    return shop.client(base_url=base[service])
 
 
 @pytest.mark.parametrize(("service", "method", "path", "body"), DIRECT_CALLS)
@@ -177,7 +193,7 @@ def test_direct_calls_change_nothing(shop: Shop, gateway: httpx.Client, user_tok
 
 
 def test_direct_calls_are_logged_as_security_events(shop: Shop, user_token: str) -> None:
-    for service in ("auth", "product"):
+    for service in ("auth", "product", "order"):
         request_id = f"direct-{uuid.uuid4().hex}"
         with _direct(shop, service) as client:
             headers = {"Authorization": f"Bearer {user_token}", "X-Request-ID": request_id}

@@ -6,6 +6,7 @@ cached; an older copy is served while a newer one is fetched in the background, 
 failed fetch is retried on a later request (503 until one succeeds). GET /api-docs is
 Swagger UI with every asset from the swagger-ui-bundle package, served from here, so
 the page works with no internet: its Content-Security-Policy allows nothing else.
+GET /api-docs/asyncapi.json is the AsyncAPI document of the events (asyncapi.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 import orjson
 from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
+from api_gateway import asyncapi
 from api_gateway.exceptions import UpstreamUnavailable
 from api_gateway.openapi import assemble
 from api_gateway.policy import RULES, Rule, Service
@@ -102,6 +104,7 @@ class ApiDocs:
         routes: dict[str, Handler] = {
             PAGE_PATH: self._page,
             DOCUMENT_PATH: self._document,
+            asyncapi.ASYNCAPI_PATH: self._events_document,
             STATIC_PREFIX + "swagger-initializer.js": self._initializer,
         }
         for name in ASSETS:
@@ -155,6 +158,9 @@ class ApiDocs:
 
     async def _document(self, exchange: Exchange) -> None:
         await exchange.respond(200, await self.document(), _JSON, [_NO_CACHE])
+
+    async def _events_document(self, exchange: Exchange) -> None:
+        await exchange.respond(200, asyncapi.DOCUMENT, _JSON, [_NO_CACHE])
 
     async def _page(self, exchange: Exchange) -> None:
         exchange.content_security_policy = PAGE_CSP

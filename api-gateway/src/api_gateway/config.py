@@ -66,8 +66,11 @@ class Settings(ServiceSettings):
     auth_port: int = Field(default=service_named("auth-service").port, ge=1, le=65535)
     product_host: str = "127.0.0.1"
     product_port: int = Field(default=service_named("product-service").port, ge=1, le=65535)
+    order_host: str = "127.0.0.1"
+    order_port: int = Field(default=service_named("order-service").port, ge=1, le=65535)
     auth_service_url: CommaList = ()
     product_service_url: CommaList = ()
+    order_service_url: CommaList = ()
     upstream_timeout: float = Field(default=10.0, gt=0, le=600)
     # How often every instance's /ready is probed, so the balancer skips the ones that
     # are down or draining (under the services' 3 s drain, with room for one miss).
@@ -126,7 +129,7 @@ class Settings(ServiceSettings):
     token_cache_size: int = Field(default=10_000, ge=0)
     ready_cache_seconds: float = Field(default=1.0, ge=0)
 
-    @field_validator("auth_service_url", "product_service_url")
+    @field_validator("auth_service_url", "product_service_url", "order_service_url")
     @classmethod
     def _check_urls(cls, urls: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(check_upstream_url(url) for url in urls)
@@ -163,6 +166,10 @@ class Settings(ServiceSettings):
     @property
     def product_urls(self) -> tuple[str, ...]:
         return self.product_service_url or (local_url(self.product_host, self.product_port),)
+
+    @property
+    def order_urls(self) -> tuple[str, ...]:
+        return self.order_service_url or (local_url(self.order_host, self.order_port),)
 
     @property
     def trusted_networks(self) -> tuple[Network, ...]:

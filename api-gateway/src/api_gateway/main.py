@@ -57,6 +57,7 @@ class Gateway:
         self.upstreams = {
             Service.AUTH: Upstream(Service.AUTH, settings.auth_urls),
             Service.PRODUCT: Upstream(Service.PRODUCT, settings.product_urls),
+            Service.ORDER: Upstream(Service.ORDER, settings.order_urls),
         }
         self.redis: RedisLink | None = None
         if settings.redis_url:

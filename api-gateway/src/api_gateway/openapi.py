@@ -8,7 +8,8 @@ from the same table that enforces it (openapi_parts.py words it):
 - each operation's security and `x-access` (public / authenticated / admin);
 - 401 (WWW-Authenticate) where the rule reads a token, 403 where it needs ADMIN;
 - 405 (Allow) on every operation: it belongs to the path, whatever the method;
-- 413/415/400/422 where there is a body, 404 on `{id}` paths;
+- 413/415/400/422 and 408 (body too slow) where there is a body, 404 on `{id}` paths;
+- 431 (header fields over the limits) on every operation;
 - 429 (Retry-After) and 502/503/504 on every forwarded operation;
 - HEAD wherever GET is (forwarded as GET, answered without the body);
 - X-Request-ID on every request and response;

@@ -26,8 +26,9 @@ INFO: dict[str, Any] = {
     "version": "1.0.0",
     "description": (
         "The public API of the shop: accounts and tokens (`/auth`), the product catalogue "
-        "(`/products`), and the gateway's own health endpoints. Every request goes through "
-        "the API gateway, which checks tokens and roles, applies rate limits and forwards "
+        "(`/products`), orders (`/orders`), and the gateway's own health endpoints. Every "
+        "request goes through the API gateway, which checks tokens and roles, applies rate "
+        "limits and forwards "
         "the request to the service that owns the path.\n\n"
         "**Authorize.** Register (`POST /auth/register`), log in (`POST /auth/login`) and "
         "send the `access_token` as `Authorization: Bearer <token>`; on this page, paste it "
@@ -40,12 +41,19 @@ INFO: dict[str, Any] = {
         "413, 415, 400, 422, 429 (email), 404 (resource), 403 (owner), 412, 409 wins.\n\n"
         "**Conventions.** Bodies are JSON; an unknown body field gets 422, an unknown "
         "query parameter is ignored. Ids are UUIDs, timestamps RFC 3339 in UTC. A trailing "
-        "slash makes another, unknown path (404). Every response carries `X-Request-ID`."
+        "slash makes another, unknown path (404). Every response carries `X-Request-ID`.\n\n"
+        "**Events.** Every change of an order or a product is published on NATS JetStream: "
+        "see the [AsyncAPI document](/api-docs/asyncapi.json)."
     ),
 }
 TAGS: list[dict[str, str]] = [
     {"name": "auth", "description": "Accounts, login sessions and tokens (auth-service)."},
     {"name": "products", "description": "The product catalogue (product-service)."},
+    {
+        "name": "orders",
+        "description": "Checkout, payment, shipment and expiry (order-service). The events "
+        "every change publishes are in the AsyncAPI document, `/api-docs/asyncapi.json`.",
+    },
     {"name": "operations", "description": "The gateway's own liveness, readiness, metrics."},
 ]
 BEARER_SCHEME: dict[str, Any] = {
@@ -151,6 +159,12 @@ def gateway_problems(rule: Rule, *, has_body: bool) -> dict[str, str]:
         problems["415"] = "The body is not `application/json`."
         problems["400"] = "The body is not valid JSON."
         problems["422"] = "The body is not valid; `errors` names each field and why."
+    if has_body:
+        problems["408"] = "The body did not arrive within 30 s; nothing of it was forwarded."
+    problems["431"] = (
+        "The request line and header fields are over 32 KiB together, or over 100 fields "
+        "(a very long query string counts)."
+    )
     problems["429"] = _LIMITS[rule.throttle] + " `Retry-After` says how long to wait."
     problems.update(_UPSTREAM)
     return problems
@@ -232,10 +246,15 @@ OWN_SCHEMAS: dict[str, Any] = {
         "examples": [
             {
                 "status": "ready",
-                "checks": {"auth-service": "ok", "product-service": "ok"},
+                "checks": {
+                    "auth-service": "ok",
+                    "product-service": "ok",
+                    "order-service": "ok",
+                },
                 "instances": {
                     "auth-service": {"http://127.0.0.1:5001": "ok"},
                     "product-service": {"http://127.0.0.1:5002": "ok"},
+                    "order-service": {"http://127.0.0.1:5003": "ok"},
                 },
             }
         ],
@@ -277,11 +296,13 @@ OWN_PATHS: dict[str, dict[str, Any]] = {
     "/ready": _own(
         "getReadiness",
         "Readiness",
-        "200 when at least one instance of every upstream is ready, else 503; the body "
-        "names each dependency's state. A Redis outage shows as `degraded` with 200.",
+        "200 while the gateway itself can serve (its settings and the auth keys are "
+        "loaded), answered from what it already knows; the body names each upstream, each "
+        "instance and Redis with its state. A service with no ready instance does not make "
+        "the gateway not-ready: that service's routes answer 503 at once.",
         {
-            "200": _json("GatewayReadiness", "Every upstream has a ready instance."),
-            "503": _json("GatewayReadiness", "An upstream has no ready instance."),
+            "200": _json("GatewayReadiness", "The gateway can serve."),
+            "503": _json("GatewayReadiness", "The gateway cannot serve (no auth keys yet)."),
         },
     ),
     "/metrics": _own(

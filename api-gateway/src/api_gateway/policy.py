@@ -2,8 +2,9 @@
 
 Everything the gateway forwards is listed here and nothing else is: an unknown path is
 404 without forwarding, a known path with another method 405. Matching is a dict lookup
-for static paths and, for `{id}` templates, a dict lookup on the parent path plus one
-check of the last segment.
+for static paths; for `/x/{id}` a dict lookup on the parent path plus one check of the
+last segment; for `/x/{id}/action` a lookup on the parent and the action plus one check
+of the id segment.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class Service(StrEnum):
 
     AUTH = "auth-service"
     PRODUCT = "product-service"
+    ORDER = "order-service"
 
 
 class Throttle(StrEnum):
@@ -77,6 +79,12 @@ RULES: tuple[Rule, ...] = (
     Rule("PUT", "/products/{id}", Access.AUTHENTICATED, Service.PRODUCT),
     Rule("PATCH", "/products/{id}", Access.AUTHENTICATED, Service.PRODUCT),
     Rule("DELETE", "/products/{id}", Access.ADMIN, Service.PRODUCT),
+    Rule("POST", "/orders", Access.AUTHENTICATED, Service.ORDER),
+    Rule("GET", "/orders", Access.AUTHENTICATED, Service.ORDER),
+    Rule("GET", "/orders/{id}", Access.AUTHENTICATED, Service.ORDER),
+    Rule("POST", "/orders/{id}/cancel", Access.AUTHENTICATED, Service.ORDER),
+    Rule("POST", "/orders/{id}/payment", Access.ADMIN, Service.ORDER),
+    Rule("POST", "/orders/{id}/shipment", Access.ADMIN, Service.ORDER),
 )
 
 PARAMETER = "{id}"
@@ -116,14 +124,20 @@ class PolicyTable:
             methods[rule.method] = rule
         self._static: dict[str, Resource] = {}
         self._parameterised: dict[str, Resource] = {}
+        self._actions: dict[tuple[str, str], Resource] = {}
         for template, methods in grouped.items():
             all_methods = with_head(methods)
             resource = Resource(template, all_methods, _allow_header(all_methods))
             parent, _, last = template.rpartition("/")
-            if last == PARAMETER and PARAMETER not in parent:
+            grandparent, _, middle = parent.rpartition("/")
+            if last == PARAMETER and "{" not in parent:
                 self._parameterised[parent] = resource
+            elif middle == PARAMETER and "{" not in grandparent and "{" not in last:
+                self._actions[(grandparent, last)] = resource
             elif "{" in template:
-                raise ValueError(f"{template}: only a final {PARAMETER} segment is supported")
+                raise ValueError(
+                    f"{template}: {PARAMETER} is supported as the last segment, or before it"
+                )
             else:
                 self._static[template] = resource
 
@@ -136,8 +150,13 @@ class PolicyTable:
         resource = self._parameterised.get(parent)
         if resource is not None and ID_SEGMENT.fullmatch(last):
             return resource
+        if self._actions:
+            grandparent, _, middle = parent.rpartition("/")
+            resource = self._actions.get((grandparent, last))
+            if resource is not None and ID_SEGMENT.fullmatch(middle):
+                return resource
         return None
 
     @property
     def resources(self) -> list[Resource]:
-        return [*self._static.values(), *self._parameterised.values()]
+        return [*self._static.values(), *self._parameterised.values(), *self._actions.values()]

@@ -5,7 +5,9 @@ upstream, so a client dribbling its body never holds a service's connection, and
 session is checked again once it is in: a session revoked (or a token expired) while the
 body arrived is refused, not applied. The response is streamed back as it arrives.
 Upstream failures become 503 (refused), 504 (no answer within UPSTREAM_TIMEOUT) or 502
-(anything else), never a hang.
+(anything else), never a hang. Each credential carries the request's deadline, a margin
+before UPSTREAM_TIMEOUT runs out: the service commits nothing past it, so a write answered
+504 is never applied afterwards (docs/decisions/request-deadline.md).
 """
 
 from __future__ import annotations
@@ -32,7 +34,13 @@ from api_gateway.metrics import RequestMetrics
 from api_gateway.policy import Service
 from api_gateway.responses import SECURITY_HEADER_NAMES, Exchange
 from api_gateway.upstream import Upstream
-from shop_common.credential import CREDENTIAL_HEADER, Caller, CredentialSigner, RequestBinding
+from shop_common.credential import (
+    CREDENTIAL_HEADER,
+    Caller,
+    CredentialSigner,
+    RequestBinding,
+    deadline_after,
+)
 
 if TYPE_CHECKING:
     from shop_common.tracing import Tracing
@@ -176,7 +184,14 @@ class Proxy:
                 session_id=identity.session_id,
                 email_retry_after=email_retry_after,
             )
-        token = self._signer.mint(audience=service.value, caller=caller, request=binding)
+        # Minted just before the request goes out, so the gateway's wait for the answer
+        # (UPSTREAM_TIMEOUT from the moment it is sent) ends after the deadline.
+        token = self._signer.mint(
+            audience=service.value,
+            caller=caller,
+            request=binding,
+            deadline=deadline_after(self._timeout),
+        )
         return token.encode("ascii")
 
     def _check_still_valid(self, identity: Identity) -> None:

@@ -49,8 +49,15 @@ async def test_the_document_is_built_from_what_each_service_publishes(
     documents = service_documents()
     auth = DocumentServer(documents[Service.AUTH.value])
     product = DocumentServer(documents[Service.PRODUCT.value])
-    async with serve_app(auth) as auth_url, serve_app(product) as product_url:
-        settings = make_settings(auth_service_url=auth_url, product_service_url=product_url)
+    order = DocumentServer(documents[Service.ORDER.value])
+    async with (
+        serve_app(auth) as auth_url,
+        serve_app(product) as product_url,
+        serve_app(order) as order_url,
+    ):
+        settings = make_settings(
+            auth_service_url=auth_url, product_service_url=product_url, order_service_url=order_url
+        )
         async with open_gateway(settings) as client:
             response = await client.get("/api-docs/openapi.json")
             again = await client.get("/api-docs/openapi.json")
@@ -64,7 +71,11 @@ async def test_the_document_is_built_from_what_each_service_publishes(
     document = response.json()
     assert document["openapi"] == "3.1.0" and "/products/{id}" in document["paths"]
     assert again.content == response.content and head.content == b""
-    for server, audience in ((auth, "auth-service"), (product, "product-service")):
+    for server, audience in (
+        (auth, "auth-service"),
+        (product, "product-service"),
+        (order, "order-service"),
+    ):
         fetches = server.credentials
         assert fetches, audience
         assert all(
@@ -79,9 +90,16 @@ async def test_without_the_services_documents_it_is_503_until_they_answer(
     documents = service_documents()
     auth = DocumentServer(documents[Service.AUTH.value])
     product = DocumentServer(documents[Service.PRODUCT.value])
+    order = DocumentServer(documents[Service.ORDER.value])
     product.status = 503
-    async with serve_app(auth) as auth_url, serve_app(product) as product_url:
-        settings = make_settings(auth_service_url=auth_url, product_service_url=product_url)
+    async with (
+        serve_app(auth) as auth_url,
+        serve_app(product) as product_url,
+        serve_app(order) as order_url,
+    ):
+        settings = make_settings(
+            auth_service_url=auth_url, product_service_url=product_url, order_service_url=order_url
+        )
         async with open_gateway(settings) as client:
             refused = await client.get("/api-docs/openapi.json")
             product.status = 200

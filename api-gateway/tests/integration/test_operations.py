@@ -24,7 +24,12 @@ async def test_ready_names_every_dependency_when_all_answer(client, auth_upstrea
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "ready"
-    assert body["checks"] == {"auth-service": "ok", "product-service": "ok", "auth-keys": "ok"}
+    assert body["checks"] == {
+        "auth-service": "ok",
+        "product-service": "ok",
+        "order-service": "ok",
+        "auth-keys": "ok",
+    }
     assert body["instances"]["auth-service"] == {auth_upstream.url: "ok"}
 
 
@@ -38,6 +43,7 @@ async def test_ready_stays_200_and_names_an_upstream_that_is_not_ready(
     assert body["checks"] == {
         "auth-service": "ok",
         "product-service": "unavailable",
+        "order-service": "ok",
         "auth-keys": "ok",
     }
     assert body["instances"]["product-service"] == {product_upstream.url: "not_ready"}

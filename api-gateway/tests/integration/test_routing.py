@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -139,6 +140,22 @@ async def test_the_upstream_receives_a_credential_for_the_caller(
     caller = credential_of(request, gateway, "product-service")
     assert (caller.user_id, caller.role, caller.session_id) == (user, "USER", session)
     assert request.header("x-request-id") == "req-42"
+
+
+async def test_the_credential_carries_a_deadline_before_the_gateway_stops_waiting(
+    client, gateway, product_upstream, tokens
+) -> None:
+    """UPSTREAM_TIMEOUT is 2 s here: the service must commit nothing 1.5 s after the
+    request was sent (a quarter of a short timeout as margin)."""
+    before = time.time()
+    response = await client.post("/products", headers=tokens.bearer(), json={"name": "x"})
+    after = time.time()
+    assert response.status_code == 200
+    (request,) = product_upstream.forwarded
+    deadline = credential_of(request, gateway, "product-service").deadline
+    assert deadline is not None
+    assert before + 1.5 - 0.001 <= deadline <= after + 1.5
+    assert deadline < before + gateway.settings.upstream_timeout
 
 
 async def test_anonymous_calls_carry_an_anonymous_credential_for_that_service(

@@ -69,6 +69,39 @@ table = PolicyTable()
             Service.PRODUCT,
             id="delete",
         ),
+        pytest.param(
+            "POST", "/orders", "/orders", Access.AUTHENTICATED, Service.ORDER, id="place-order"
+        ),
+        pytest.param(
+            "GET", "/orders", "/orders", Access.AUTHENTICATED, Service.ORDER, id="list-orders"
+        ),
+        pytest.param(
+            "GET", f"/orders/{ID}", "/orders/{id}", Access.AUTHENTICATED, Service.ORDER, id="order"
+        ),
+        pytest.param(
+            "POST",
+            f"/orders/{ID}/cancel",
+            "/orders/{id}/cancel",
+            Access.AUTHENTICATED,
+            Service.ORDER,
+            id="cancel",
+        ),
+        pytest.param(
+            "POST",
+            f"/orders/{ID}/payment",
+            "/orders/{id}/payment",
+            Access.ADMIN,
+            Service.ORDER,
+            id="payment",
+        ),
+        pytest.param(
+            "POST",
+            f"/orders/{ID}/shipment",
+            "/orders/{id}/shipment",
+            Access.ADMIN,
+            Service.ORDER,
+            id="shipment",
+        ),
     ],
 )
 def test_every_contract_route_has_its_access_level_and_upstream(
@@ -82,8 +115,8 @@ def test_every_contract_route_has_its_access_level_and_upstream(
 
 
 def test_the_table_lists_exactly_the_contract_routes() -> None:
-    assert len(RULES) == 14
-    assert len({(rule.method, rule.template) for rule in RULES}) == 14
+    assert len(RULES) == 20
+    assert len({(rule.method, rule.template) for rule in RULES}) == 20
 
 
 @pytest.mark.parametrize(
@@ -108,6 +141,12 @@ def test_the_table_lists_exactly_the_contract_routes() -> None:
         pytest.param("/health/", id="own-endpoint-with-slash"),
         pytest.param("/auth/jwks.json/", id="jwks-with-slash"),
         pytest.param("/internal/metrics", id="unlisted"),
+        pytest.param(f"/orders/{ID}/cancel/", id="trailing-slash-on-action"),
+        pytest.param(f"/orders/{ID}/refund", id="unknown-action"),
+        pytest.param("/orders//cancel", id="action-without-id"),
+        pytest.param("/orders/../cancel", id="action-dot-dot-id"),
+        pytest.param(f"/products/{ID}/cancel", id="action-of-another-resource"),
+        pytest.param(f"/x/orders/{ID}/cancel", id="action-under-another-prefix"),
     ],
 )
 def test_paths_outside_the_table_are_unknown(path: str) -> None:
@@ -121,6 +160,8 @@ def test_paths_outside_the_table_are_unknown(path: str) -> None:
         pytest.param(f"/products/{ID}", "DELETE, GET, HEAD, PATCH, PUT", id="product"),
         pytest.param("/auth/login", "POST", id="login"),
         pytest.param("/auth/me", "GET, HEAD", id="me"),
+        pytest.param(f"/orders/{ID}/cancel", "POST", id="cancel"),
+        pytest.param("/orders", "GET, HEAD, POST", id="orders"),
         pytest.param(f"/auth/users/{ID}", "PATCH", id="user"),
     ],
 )
@@ -159,7 +200,12 @@ def test_token_exchange_routes_ignore_the_authorization_header() -> None:
     "rules",
     [
         pytest.param([Rule("GET", "/a", Access.PUBLIC, Service.AUTH)] * 2, id="duplicate-route"),
-        pytest.param([Rule("GET", "/a/{id}/b", Access.PUBLIC, Service.AUTH)], id="inner-parameter"),
+        pytest.param(
+            [Rule("GET", "/a/{id}/b/c", Access.PUBLIC, Service.AUTH)], id="inner-parameter"
+        ),
+        pytest.param(
+            [Rule("GET", "/a/{id}/{id}", Access.PUBLIC, Service.AUTH)], id="two-parameters"
+        ),
     ],
 )
 def test_a_malformed_table_is_refused(rules: list[Rule]) -> None:

@@ -37,3 +37,10 @@ def test_serving_with_redis_url_imports_redis(tmp_path: Path) -> None:
     # Redis need not answer: the link only connects when first used.
     script = SERVE.format(data_dir=str(tmp_path), redis_url="redis://127.0.0.1:9/0")
     assert "redis" in packages_imported_by(script)
+
+
+def test_serving_never_imports_sqlalchemy(tmp_path: Path) -> None:
+    """The gateway has no database; the guard code it shares with services (the request
+    deadline) must not pull the ORM into its memory."""
+    script = SERVE.format(data_dir=str(tmp_path), redis_url=None)
+    assert "sqlalchemy" not in packages_imported_by(script, unset=("REDIS_URL",))

@@ -22,7 +22,6 @@ from product_service.cursors import (
     Sort,
     decode_cursor,
 )
-from product_service.etags import Condition, parse_condition
 from product_service.exceptions import AdminRequired, AuthenticationRequired, InvalidListQuery
 from product_service.prices import (
     InvalidPrice,
@@ -33,6 +32,7 @@ from product_service.prices import (
 from product_service.service import Actor, ListRequest
 from shop_common.credential import Caller
 from shop_common.database import open_session
+from shop_common.etags import Condition, parse_condition
 from shop_common.models import ALLOWED_IN_LONG_TEXT, has_control_character
 
 

@@ -8,6 +8,11 @@ Problem
   PreconditionFailed       412  If-Match names no current ETag; nothing was changed
   SkuAlreadyUsed           409  another product has this SKU
   InvalidListQuery         422  a bad GET /products parameter, with "errors"
+  ReservationNotFound      404  a malformed order id in /stock/reservations/{order_id}
+  InvalidReservation       422  a product repeated, or unknown, in a reservation ("errors")
+  StockShort               409  lines asking for more than the stock ("errors"); nothing reserved
+  ReservationConflict      409  the order is reserved already, with other items
+  ReservationReleased      410  the order was given up: its reservation is released
 """
 
 from __future__ import annotations
@@ -42,3 +47,23 @@ class SkuAlreadyUsed(Problem):
 
 class InvalidListQuery(Problem):
     status = 422
+
+
+class ReservationNotFound(Problem):
+    status = 404
+
+
+class InvalidReservation(Problem):
+    status = 422
+
+
+class StockShort(Problem):
+    status = 409
+
+
+class ReservationConflict(Problem):
+    status = 409
+
+
+class ReservationReleased(Problem):
+    status = 410

@@ -22,10 +22,11 @@ from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from product_service.etags import parse_condition, product_etag
 from product_service.repository import read_product
 from product_service.router import router as product_routes
 from product_service.schemas import ProductPublic
+from shop_common.etags import entity_tag as product_etag
+from shop_common.etags import parse_condition
 
 logger = logging.getLogger(__name__)
 

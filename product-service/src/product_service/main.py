@@ -3,27 +3,45 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import TYPE_CHECKING
 
-from fastapi import FastAPI, Request, Response
-from starlette.routing import Match
+from fastapi import FastAPI
 
 from product_service.config import SERVICE_NAME, Settings
+from product_service.consumers import EventWiring, event_runtime
 from product_service.db import MIGRATIONS_DIR, VERSION_TABLE, create_sessionmaker
 from product_service.fast_read import ProductFastRead
 from product_service.router import router
+from product_service.stock.router import ORDER_SERVICE
+from product_service.stock.router import router as stock_router
 from shop_common.callers import credential_verifier
 from shop_common.database import create_engine, engine_options, schema_state
 from shop_common.health import health_router
-from shop_common.problems import problem_response
 from shop_common.service_app import install_service_defaults
 
-_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+if TYPE_CHECKING:
+    from shop_common.tracing import Tracing
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    events: EventWiring | None = None,
+    tracing: Tracing | None = None,
+) -> FastAPI:
+    """The app; `events` replaces the streams' names (tests on a shared NATS server),
+    `tracing` the OTLP exporter OTEL_EXPORTER_OTLP_ENDPOINT would make (tests)."""
     settings = settings or Settings()
-    verifier = credential_verifier(settings, audience=SERVICE_NAME)
+    wiring = events or EventWiring()
+    if tracing is None and settings.otel_exporter_otlp_endpoint:
+        # Made here rather than by install_service_defaults: the events' spans
+        # (relay, consumer) join the same traces as the requests'.
+        from shop_common.tracing import Tracing
+
+        tracing = Tracing.to_otlp(SERVICE_NAME, settings.otel_exporter_otlp_endpoint)
+    # order-service's key too: it calls /stock/reservations (and only that).
+    verifier = credential_verifier(settings, audience=SERVICE_NAME, callers=(ORDER_SERVICE,))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -31,11 +49,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         # The same pool, its connections outside any transaction (single-SELECT routes).
         app.state.read_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
-        app.state.sessionmaker = create_sessionmaker(engine)
-        try:
+        sessionmaker = create_sessionmaker(engine)
+        app.state.sessionmaker = sessionmaker
+        async with AsyncExitStack() as stack:
+            stack.push_async_callback(engine.dispose)
+            if settings.nats_url:
+                # Starts at once and connects in the background: /ready never waits for
+                # NATS, and events wait in the outbox while it is away.
+                runtime = event_runtime(
+                    nats_url=settings.nats_url,
+                    engine=engine,
+                    sessionmaker=sessionmaker,
+                    wiring=wiring,
+                    tracing=tracing,
+                )
+                app.state.events = runtime
+                await stack.enter_async_context(runtime)
             yield
-        finally:
-            await engine.dispose()
 
     app = FastAPI(
         title="product-service",
@@ -45,11 +75,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redirect_slashes=False,
     )
     app.state.settings = settings
-    if not settings.otel_exporter_otlp_endpoint:
+    if tracing is None:
         # Innermost of the middlewares: behind the credential check, inside the access
         # log and metrics. Traced processes take the route, whose SQL has spans.
         app.add_middleware(ProductFastRead, fastapi_app=app)
-    install_service_defaults(app, settings=settings, verifier=verifier)
+    install_service_defaults(app, settings=settings, verifier=verifier, tracing=tracing)
 
     async def check_ready() -> dict[str, str]:
         state = await schema_state(app.state.engine, MIGRATIONS_DIR, VERSION_TABLE)
@@ -57,22 +87,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(health_router(check_ready))
     app.include_router(router)
-    app.add_exception_handler(405, _method_not_allowed)
+    app.include_router(stock_router)
     return app
-
-
-async def _method_not_allowed(request: Request, _: Exception) -> Response:
-    """405 whose Allow lists every method the path has.
-
-    Starlette names only the methods of the first route that matches the path, and
-    /products has two routes (GET and POST); so ask the router about each method.
-    """
-    allowed = [
-        method
-        for method in _METHODS
-        if any(
-            route.matches({**request.scope, "method": method})[0] == Match.FULL
-            for route in request.app.router.routes
-        )
-    ]
-    return problem_response(405, headers={"Allow": ", ".join(allowed)})

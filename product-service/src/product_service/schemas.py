@@ -65,7 +65,7 @@ def _valid_unicode(value: str) -> str:
     return value
 
 
-def _integral(value: object) -> object:
+def integral(value: object) -> object:
     """A JSON number without a fraction is an integer however it is written (5.0, 5e0)."""
     if not isinstance(value, Decimal) or not value.is_finite():
         return value
@@ -123,7 +123,7 @@ Currency = Annotated[
         }
     ),
 ]
-Stock = Annotated[StrictInt, Field(ge=0, le=MAX_STOCK), BeforeValidator(_integral)]
+Stock = Annotated[StrictInt, Field(ge=0, le=MAX_STOCK), BeforeValidator(integral)]
 Sku = Annotated[
     TrimmedText,
     AfterValidator(_valid_unicode),

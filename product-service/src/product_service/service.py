@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from product_service import repository
 from product_service.cursors import Position, ProductFilter, Sort, encode_cursor, sort_column
-from product_service.etags import Condition, product_etag
+from product_service.events import record_product_event
 from product_service.exceptions import (
     NotProductOwner,
     PreconditionFailed,
@@ -22,7 +22,9 @@ from product_service.exceptions import (
     SkuAlreadyUsed,
 )
 from product_service.models import Product
-from product_service.schemas import ProductCreate, ProductUpdate
+from product_service.schemas import ProductCreate, ProductPublic, ProductUpdate
+from shop_common.etags import Condition
+from shop_common.etags import entity_tag as product_etag
 
 _CANONICAL_UUID = re.compile(
     r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
@@ -77,6 +79,7 @@ async def create_product(session: AsyncSession, *, actor: Actor, data: ProductCr
     )
     try:
         await repository.add_product(session, product)
+        await record_product_event(session, "created", _document(product))
         await session.commit()
     except IntegrityError:
         await session.rollback()
@@ -146,6 +149,7 @@ async def delete_product(
         current = await _read_for_write(session, identifier)
         expected_version = _check_precondition(current, if_match)
         if await repository.delete_product(session, identifier, expected_version=expected_version):
+            await record_product_event(session, "deleted", {"id": str(identifier)})
             await session.commit()
             return
         await session.rollback()
@@ -177,6 +181,7 @@ async def _write(
             await session.rollback()
             raise SkuAlreadyUsed("Another product already has this SKU.") from None
         if updated is not None:
+            await record_product_event(session, "updated", _document(updated))
             await session.commit()
             return updated
         # Another write (or a delete) came first: read again and decide afresh.
@@ -215,3 +220,8 @@ def _replacement(data: ProductCreate) -> dict[str, Any]:
         "stock": data.stock,
         "sku": data.sku,
     }
+
+
+def _document(product: Product) -> dict[str, Any]:
+    """The product as the API shows it: the data of product.created and product.updated."""
+    return ProductPublic.of(product).model_dump(mode="json")

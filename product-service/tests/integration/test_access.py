@@ -10,8 +10,8 @@ import jwt
 import pytest
 
 from product_service.config import SERVICE_NAME
-from shop_common.credential import CREDENTIAL_HEADER
-from testsupport.product import Shop
+from shop_common.credential import CREDENTIAL_HEADER, CredentialSigner
+from testsupport.product import CallerAuth, Shop
 
 pytestmark = pytest.mark.anyio
 
@@ -179,3 +179,57 @@ async def test_the_openapi_document_describes_the_problem_statuses(shop: Shop) -
     update = schemas["ProductUpdate"]["properties"]
     assert update["name"]["type"] == "string" and "anyOf" not in update["name"]
     assert {"type": "null"} in update["sku"]["anyOf"]
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE"])
+@pytest.mark.parametrize("role", ["anonymous", "owner", "admin"])
+async def test_stock_reservations_refuse_the_gateways_credential_with_403(
+    shop: Shop, method: str, role: str
+) -> None:
+    owner_id = str(uuid.uuid4())
+    product = await shop.create(shop.as_user(owner_id))
+    order_id = str(uuid.uuid4())
+    body = {"items": [{"product_id": product["id"], "quantity": 1}]} if method == "PUT" else None
+    response = await shop.client.request(
+        method,
+        f"/stock/reservations/{order_id}",
+        json=body,
+        headers=headers_for(shop, role, owner_id),
+    )
+    assert response.status_code == 403, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    after = await shop.client.get(f"/products/{product['id']}", headers=shop.anonymous())
+    assert after.json() == product
+
+
+@pytest.mark.parametrize("method", ["PUT", "DELETE"])
+async def test_stock_reservations_refuse_a_user_token_without_a_credential_with_401(
+    shop: Shop, method: str
+) -> None:
+    headers = {"authorization": "Bearer " + mint(shop, aud="shop-api", iss="shop-auth")}
+    body = {"items": [{"product_id": str(uuid.uuid4()), "quantity": 1}]}
+    response = await shop.client.request(
+        method,
+        f"/stock/reservations/{uuid.uuid4()}",
+        json=body if method == "PUT" else None,
+        headers=headers,
+    )
+    assert response.status_code == 401
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        pytest.param("GET", "/products", id="list"),
+        pytest.param("POST", "/products", id="create"),
+    ],
+)
+async def test_order_services_credential_opens_no_product_route(
+    shop: Shop, order_service_keys: CredentialSigner, method: str, path: str
+) -> None:
+    json = {"name": "x", "price": 1} if method == "POST" else None
+    response = await shop.client.request(
+        method, path, json=json, auth=CallerAuth(order_service_keys)
+    )
+    assert response.status_code == 403

@@ -14,18 +14,13 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, inspect, text
 
-from product_service.db import (
-    MIGRATIONS_DIR,
-    VERSION_TABLE,
-    Base,
-    in_schema_of,
-    migrate_database,
-)
+from product_service.db import MIGRATIONS_DIR, VERSION_TABLE, Base, migrate_database
 from shop_common.database import create_engine, head_revision, schema_state
 from shop_common.keys import public_pem
+from shop_common.migrate import in_schema_of
 from shop_common.testing import GatewayKeys, fresh_postgres_database, postgres_base_url, sqlite_url
 from testsupport.processes import free_port, wait_until_answers
-from testsupport.product import BACKENDS, running_shop
+from testsupport.product import BACKENDS, running_shop, write_order_service_keys
 
 pytestmark = pytest.mark.anyio
 
@@ -69,7 +64,11 @@ async def check_migrates_from_empty(url: str) -> None:
             assert {"product", VERSION_TABLE} <= found["tables"]
             assert "alembic_version" not in found["tables"]
             # Index and constraint names are per schema in PostgreSQL: all carry the table.
-            assert all("product" in name for name in found["objects"]), found["objects"]
+            tables = found["tables"] - {VERSION_TABLE}
+            assert all(any(t in name for t in tables) for name in found["objects"]), found
+            assert all(table.startswith(("product", "stock_reservation")) for table in tables), (
+                tables
+            )
             assert await connection.run_sync(schema_differences) == []
             versions = await connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}"))
             assert [row[0] for row in versions] == [head_revision(MIGRATIONS_DIR)]
@@ -145,6 +144,7 @@ def test_the_command_line_migrates_and_serves(tmp_path: Path, gateway_keys: Gate
     data_dir = tmp_path / "data"
     public_key = tmp_path / "gateway-public.pem"
     public_key.write_bytes(public_pem(gateway_keys.private_key.public_key()))
+    write_order_service_keys(data_dir)  # data_dir/keys/order-service, as make run makes
     port = free_port()
     env = {
         **os.environ,

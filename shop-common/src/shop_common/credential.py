@@ -5,7 +5,10 @@ A short-lived EdDSA JWT in the X-Gateway-Credential header, minted for one reque
 between services), `aud` the target service, `sub`/`role`/`sid` of the user the request
 acts for (absent when anonymous), `rid` the request id (the X-Request-ID sent with it),
 `htm` the method, `htu` the path as sent and `htq` a SHA-256 of the query (absent when
-there is none), `iat`/`exp` at most 60 s apart, and a random `jti`. Only the minter holds
+there is none), `iat`/`exp` at most 60 s apart, a random `jti`, and `dl` the request's
+deadline (epoch milliseconds, set strictly before the minter stops waiting for the answer:
+past it the receiver refuses the request and never commits its work; shop_common.deadline,
+docs/decisions/request-deadline.md). Only the minter holds
 its private key, so a request that did not come from it cannot carry one, and the
 binding makes a captured credential worthless for any other request
 (docs/decisions/0002-gateway-credential.md, gateway-credential-cache.md).
@@ -36,6 +39,10 @@ ALGORITHM = "EdDSA"
 MAX_LIFETIME_SECONDS = 60
 DEFAULT_LIFETIME_SECONDS = 30
 LEEWAY_SECONDS = 5
+# How much earlier than the moment the minter gives up the `dl` claim lies: room for the
+# receiver's clock running behind the minter's and for the COMMIT and the answer's trip
+# back (docs/decisions/request-deadline.md). A quarter of a short timeout at most.
+DEADLINE_MARGIN_SECONDS = 1.0
 # The replay cache's bound: past it the oldest jti goes (the binding still holds).
 REPLAY_CACHE_ENTRIES = 200_000
 MAX_TOKEN_LENGTH = 4096
@@ -49,8 +56,9 @@ _HEADER_B64 = base64.urlsafe_b64encode(b'{"alg":"EdDSA","typ":"JWT"}').rstrip(b"
 class Caller:
     """Who the request acts for; user_id and role are None for anonymous calls.
 
-    `issuer` is who minted the credential (set by the verifier; ignored when minting,
-    where the signer's own name is used).
+    `issuer` is who minted the credential and `deadline` (epoch seconds) when its minter
+    stops waiting for the answer, minus a margin (both set by the verifier; ignored when
+    minting, where the signer's own name and `mint`'s deadline are used).
     """
 
     user_id: str | None
@@ -61,6 +69,7 @@ class Caller:
     # and then answers 429 with this Retry-After instead of doing the work.
     email_retry_after: int | None = None
     issuer: str = GATEWAY
+    deadline: float | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -91,6 +100,25 @@ class InvalidCredential(Exception):
     """The request carries no valid credential minted for it and this service."""
 
 
+class CredentialPastDeadline(InvalidCredential):
+    """A valid credential whose request's deadline has passed: its minter has given up (or
+    is about to), so the request must not be worked on (503, not 401)."""
+
+    def __init__(self, caller: Caller) -> None:
+        super().__init__("the request's deadline has passed")
+        self.caller = caller
+
+
+def deadline_after(timeout: float, *, now: float | None = None) -> float:
+    """The `dl` for a request its minter waits `timeout` seconds for, sent now: earlier
+    than the moment the minter gives up by DEADLINE_MARGIN_SECONDS (a quarter of a
+    timeout under 4 s)."""
+    if timeout <= 0:
+        raise ValueError("timeout must be positive")
+    start = time.time() if now is None else now
+    return start + timeout - min(DEADLINE_MARGIN_SECONDS, timeout / 4)
+
+
 class CredentialSigner:
     """Mints credentials in the name of `issuer` with its private key; one per request."""
 
@@ -107,8 +135,17 @@ class CredentialSigner:
         self._lifetime = lifetime
         self.issuer = issuer
 
-    def mint(self, *, audience: str, caller: Caller, request: RequestBinding) -> str:
-        """A new credential for this one request to `audience` (never reused)."""
+    def mint(
+        self,
+        *,
+        audience: str,
+        caller: Caller,
+        request: RequestBinding,
+        deadline: float | None = None,
+    ) -> str:
+        """A new credential for this one request to `audience` (never reused); with
+        `deadline` (epoch seconds, see deadline_after) the receiver refuses to work on, or
+        commit, the request past it."""
         now = int(time.time())
         claims: dict[str, Any] = {
             "iss": self.issuer,
@@ -129,6 +166,8 @@ class CredentialSigner:
             claims["sid"] = caller.session_id
         if caller.email_retry_after is not None:
             claims["era"] = caller.email_retry_after
+        if deadline is not None:
+            claims["dl"] = int(deadline * 1000)  # rounded down: never later than asked
         signing_input = _HEADER_B64 + b"." + _b64encode(orjson.dumps(claims))
         signature = _b64encode(self._key.sign(signing_input))
         return (signing_input + b"." + signature).decode("ascii")
@@ -158,7 +197,8 @@ class CredentialVerifier:
         return frozenset(self._keys)
 
     def verify(self, token: str, request: RequestBinding) -> Caller:
-        """The caller a valid credential for this request names; InvalidCredential else.
+        """The caller a valid credential for this request names; InvalidCredential else,
+        CredentialPastDeadline when it is valid but its `dl` has passed.
 
         The claims are checked before the signature (same answer either way): a flood of
         made-up credentials costs a JSON parse each, not an Ed25519 verification.
@@ -183,6 +223,9 @@ class CredentialVerifier:
         caller = _caller_of(claims)
         verify_signature()
         self._remember(claims.get("jti"), expires + LEEWAY_SECONDS, now)
+        # No leeway here: a clock behind the minter's is what DEADLINE_MARGIN_SECONDS is for.
+        if caller.deadline is not None and now >= caller.deadline:
+            raise CredentialPastDeadline(caller)
         return caller
 
     def _parse(self, token: str) -> tuple[dict[str, Any], Callable[[], None]]:
@@ -259,7 +302,16 @@ def _caller_of(claims: Mapping[str, Any]) -> Caller:
         session_id=session_id,
         email_retry_after=_optional_int(claims.get("era")),
         issuer=claims["iss"],
+        deadline=_deadline_of(claims.get("dl")),
     )
+
+
+def _deadline_of(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise InvalidCredential("credential has a malformed dl claim")
+    return value / 1000
 
 
 def _optional_int(value: Any) -> int | None:

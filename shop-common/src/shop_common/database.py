@@ -7,6 +7,7 @@ serving processes read revisions with shop_common.revisions instead.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -26,8 +27,10 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
+from sqlalchemy.orm import Session
 from starlette.responses import Response
 
+from shop_common.deadline import RequestDeadlinePassed, request_deadline
 from shop_common.fair_pool import FairAsyncQueuePool
 from shop_common.pool_metrics import watch_pool
 from shop_common.problems import problem_response
@@ -47,7 +50,7 @@ PROBE_TIMEOUT_SECONDS = 1.0
 
 def engine_options(settings: ServiceSettings) -> dict[str, Any]:
     """create_engine's keyword arguments for a service's settings: the pool and the time
-    budgets (README "Production settings"; docs/decisions/failure-budgets.md)."""
+    budgets (README "Production settings"; docs/decisions/failure-isolation.md)."""
     return {
         "pool_size": settings.database_pool_size,
         "pool_timeout": settings.database_pool_timeout_seconds,
@@ -100,7 +103,9 @@ def create_engine(
     **kwargs: Any,
 ) -> AsyncEngine:
     """An async engine; SQLite files get WAL, a busy timeout and foreign keys; PostgreSQL
-    gets the statement, lock and connect timeouts (in seconds, 0: none, for migrations)."""
+    gets the statement, lock and connect timeouts (in seconds, 0: none, for migrations).
+    Any session's commit in a request past its deadline is refused (shop_common.deadline)."""
+    refuse_commits_past_deadline()
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -145,6 +150,26 @@ def create_engine(
     event.listen(engine.sync_engine.pool, "checkout", _discard_closed)
     watch_pool(engine)
     return engine
+
+
+def _refuse_commit_past_deadline(session: Session) -> None:
+    deadline = request_deadline.get()
+    if deadline is None:
+        return  # not in a request, or one minted without a deadline
+    # The pending changes go out first (a flush may wait on a lock): the check is then
+    # the last thing before COMMIT, one round trip before the database applies it.
+    session.flush()
+    if time.time() >= deadline:
+        raise RequestDeadlinePassed(
+            "The request's deadline passed before its write was committed; it was not applied."
+        )
+
+
+def refuse_commits_past_deadline() -> None:
+    """Once per process: every Session's commit in a request checks its deadline first
+    (shop_common.deadline; docs/decisions/request-deadline.md)."""
+    if not event.contains(Session, "before_commit", _refuse_commit_past_deadline):
+        event.listen(Session, "before_commit", _refuse_commit_past_deadline)
 
 
 def _discard_closed(_: Any, __: Any, connection_proxy: Any) -> None:

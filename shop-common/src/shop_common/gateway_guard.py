@@ -2,11 +2,15 @@
 
 The credential must be bound to this very request (method, path, query, X-Request-ID)
 and minted by a caller the route accepts (shop_common.callers): the gateway for every
-route unless the route names others.
+route unless the route names others. A request whose credential's deadline has passed
+is answered 503 with Retry-After before any work (its minter has given up on it); else
+the deadline holds for the request (shop_common.deadline).
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Iterable
 
 from starlette.routing import BaseRoute
@@ -15,13 +19,16 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from shop_common.callers import CallerRules
 from shop_common.credential import (
     CREDENTIAL_HEADER,
+    CredentialPastDeadline,
     CredentialVerifier,
     InvalidCredential,
     RequestBinding,
 )
+from shop_common.deadline import request_deadline
 from shop_common.logging import log_security_event, user_id_var
 from shop_common.problems import PROBLEM_CONTENT_TYPE, problem_body
 
+logger = logging.getLogger(__name__)
 OPEN_PATHS = frozenset({"/health", "/ready", "/metrics"})
 _HEADER = CREDENTIAL_HEADER.encode()
 _REQUEST_ID = b"x-request-id"
@@ -67,6 +74,20 @@ class GatewayGuard:
                 request_id.decode("latin-1") if request_id is not None else "",
             )
             caller = self.verifier.verify(credential.decode("latin-1"), binding)
+        except CredentialPastDeadline as exc:
+            logger.warning(
+                "request refused past its deadline: %s %s (%.3f s late)",
+                method,
+                path,
+                time.time() - (exc.caller.deadline or 0.0),
+            )
+            await _refuse(
+                send,
+                503,
+                "The request's deadline passed before it could be served; try again.",
+                retry_after=True,
+            )
+            return
         except InvalidCredential as exc:
             log_security_event("direct_call_refused", path=path, method=method, reason=str(exc))
             await _refuse(
@@ -81,10 +102,14 @@ class GatewayGuard:
             return
         scope.setdefault("state", {})["caller"] = caller
         user_id_var.set(caller.user_id)
-        await self.app(scope, receive, send)
+        token = request_deadline.set(caller.deadline)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            request_deadline.reset(token)
 
 
-async def _refuse(send: Send, status: int, detail: str) -> None:
+async def _refuse(send: Send, status: int, detail: str, *, retry_after: bool = False) -> None:
     body = problem_body(status, detail=detail)
     headers = [
         (b"content-type", PROBLEM_CONTENT_TYPE.encode()),
@@ -92,5 +117,7 @@ async def _refuse(send: Send, status: int, detail: str) -> None:
     ]
     if status == 401:
         headers.append((b"www-authenticate", b'Bearer realm="gateway"'))
+    if retry_after:
+        headers.append((b"retry-after", b"1"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -122,7 +122,13 @@ class JsonBodyGuard:
         if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
             await _send_problem(send, 413, "The request body is larger than allowed.")
             return
-        if not is_json_content_type(header_value(scope, b"content-type")):
+        content_type = header_value(scope, b"content-type")
+        if content_type is None and _declares_no_body(scope, length):
+            # An action without a body (POST /orders/{id}/cancel): nothing to check; a
+            # route that needs a body answers 422 for its absence.
+            await self.app(scope, receive, send)
+            return
+        if not is_json_content_type(content_type):
             await _send_problem(send, 415, "The request body must be application/json.")
             return
         chunks: list[bytes] = []
@@ -156,6 +162,12 @@ class JsonBodyGuard:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+def _declares_no_body(scope: Scope, length: bytes | None) -> bool:
+    if header_value(scope, b"transfer-encoding") is not None:
+        return False
+    return length is None or int(length) == 0
 
 
 async def _send_problem(send: Send, status: int, detail: str) -> None:

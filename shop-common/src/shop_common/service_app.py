@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
+from starlette.routing import Match
 
 from shop_common.credential import CredentialVerifier
 from shop_common.gateway_guard import GatewayGuard
 from shop_common.json_body import JsonBodyGuard
 from shop_common.metrics import MetricsMiddleware, metrics_endpoint
-from shop_common.problems import install_problem_handlers
+from shop_common.problems import install_problem_handlers, problem_response
 from shop_common.request_context import RequestContextMiddleware
 from shop_common.settings import ServiceSettings
 from shop_common.shutdown import CloseWhileDraining
@@ -51,6 +52,7 @@ def install_service_defaults(
     """Problem handlers (503 for a lost database), request ids, metrics, the guards;
     traces when OTEL_EXPORTER_OTLP_ENDPOINT is set (or `tracing` is given, in tests)."""
     install_problem_handlers(app)
+    app.add_exception_handler(405, method_not_allowed)
     # Imported here: the gateway imports this module (PROBLEM_SCHEMA) and has no database.
     from shop_common.abandon import AbandonGuard, refuse_abandoned_commits
     from shop_common.database import install_database_error_handler
@@ -68,6 +70,23 @@ def install_service_defaults(
     app.add_middleware(AbandonGuard)
     app.add_middleware(CloseWhileDraining)
     _add_problem_schema(app)
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+async def method_not_allowed(request: Request, _: Exception) -> Response:
+    """405 whose Allow lists every method the path has: Starlette names only the methods of
+    the first route matching the path, and a path often has several (GET and POST)."""
+    allowed = [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL
+            for route in request.app.router.routes
+        )
+    ]
+    return problem_response(405, headers={"Allow": ", ".join(allowed)})
 
 
 def _install_tracing(app: FastAPI, settings: ServiceSettings, tracing: Tracing | None) -> None:

@@ -14,7 +14,10 @@ was sent; `retries` times, with a short backoff), and an idempotent one (GET, HE
 DELETE, OPTIONS) once more when its connection broke, which aiohttp does itself (RFC
 9112 §9.3.1) with the same credential: accepted if the first copy never reached the
 service, refused (401) if it did, rather than run twice. A timeout is never retried: the
-service may still be working on it.
+service may still be working on it, but its credential carries a deadline (`dl`) a margin
+before this attempt gives up, never later than the deadline of the request being served,
+so the service refuses to commit it once the caller can no longer hear the answer. An
+attempt waits at most until that inbound deadline: past it, ServiceTimedOut at once.
 
 ServiceCallError             nothing usable came back
   ├─ ServiceUnreachable      no connection could be made (after the retries)
@@ -39,7 +42,14 @@ import aiohttp
 import orjson
 from yarl import URL
 
-from shop_common.credential import CREDENTIAL_HEADER, Caller, CredentialSigner, RequestBinding
+from shop_common.credential import (
+    CREDENTIAL_HEADER,
+    Caller,
+    CredentialSigner,
+    RequestBinding,
+    deadline_after,
+)
+from shop_common.deadline import time_left
 from shop_common.keys import load_private_key
 from shop_common.logging import request_id_var
 from shop_common.request_context import request_headers_var
@@ -102,7 +112,7 @@ class ServiceClient:
         self.target = target
         self._base = base_url.rstrip("/")
         self._signer = signer
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._timeout = timeout
         self._retries = retries
         self._session: aiohttp.ClientSession | None = None
 
@@ -154,12 +164,16 @@ class ServiceClient:
             sent["content-type"] = "application/json"
         url = URL(self._base + path + ("?" + query.decode("ascii") if query else ""), encoded=True)
         for attempt in range(self._retries + 1):
+            timeout = self._attempt_timeout(method, url)
             # A new credential each time: the service refuses a credential seen before.
             sent[CREDENTIAL_HEADER] = self._signer.mint(
-                audience=self.target, caller=caller or _ANONYMOUS, request=binding
+                audience=self.target,
+                caller=caller or _ANONYMOUS,
+                request=binding,
+                deadline=deadline_after(timeout),
             )
             try:
-                return await self._send(method, url, sent, body)
+                return await self._send(method, url, sent, body, timeout)
             except ServiceCallError as exc:
                 if attempt == self._retries or not _retryable(exc):
                     raise
@@ -183,19 +197,43 @@ class ServiceClient:
     async def __aexit__(self, *_: object) -> None:
         await self.close()
 
+    def _attempt_timeout(self, method: str, url: URL) -> float:
+        """This client's timeout, cut to what is left of the request being served."""
+        left = time_left()
+        if left is None or left >= self._timeout:
+            return self._timeout
+        if left <= 0:
+            raise ServiceTimedOut(
+                "the request being served is past its deadline",
+                target=self.target,
+                method=method,
+                path=url.raw_path,
+            )
+        return left
+
     async def _send(
-        self, method: str, url: URL, headers: Mapping[str, str], body: bytes | None
+        self,
+        method: str,
+        url: URL,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        timeout: float,
     ) -> ServiceResponse:
         session = self._session
         if session is None:
             connector = aiohttp.TCPConnector(keepalive_timeout=KEEPALIVE_SECONDS)
             session = self._session = aiohttp.ClientSession(
-                connector=connector, timeout=self._timeout, auto_decompress=False
+                connector=connector, auto_decompress=False
             )
         where = {"target": self.target, "method": method, "path": url.raw_path}
         try:
             async with session.request(
-                method, url, headers=headers, data=body, allow_redirects=False
+                method,
+                url,
+                headers=headers,
+                data=body,
+                allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(total=timeout),
             ) as response:
                 content = await response.content.read(MAX_RESPONSE_BYTES + 1)
                 if len(content) > MAX_RESPONSE_BYTES:

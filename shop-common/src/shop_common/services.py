@@ -60,6 +60,15 @@ SERVICES: tuple[ServiceSpec, ...] = (
         version_table="product_alembic_version",
         upstream_setting="PRODUCT_SERVICE_URL",
     ),
+    ServiceSpec(
+        "order-service",
+        "order_service",
+        "ORDER",
+        5003,
+        database_setting="ORDER_DATABASE_URL",
+        version_table="order_alembic_version",
+        upstream_setting="ORDER_SERVICE_URL",
+    ),
     GATEWAY,
 )
 # The services behind the gateway (every one but the gateway itself).

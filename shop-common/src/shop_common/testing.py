@@ -7,6 +7,7 @@ import os
 import secrets
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Generator
 from contextlib import asynccontextmanager
@@ -58,14 +59,17 @@ class GatewayKeys:
         role: Role | None = None,
         session_id: str | None = None,
         email_retry_after: int | None = None,
+        deadline_in: float | None = None,
     ) -> dict[str, str]:
-        """Headers naming the caller; a client with `auth=keys.auth()` mints its credential."""
+        """Headers naming the caller; a client with `auth=keys.auth()` mints its credential
+        (with a deadline `deadline_in` seconds after it is minted, if given)."""
         spec = {
             "aud": audience,
             "sub": user_id,
             "role": role if user_id else None,
             "sid": session_id,
             "era": email_retry_after,
+            "dl": deadline_in,
         }
         return {TEST_CALLER_HEADER: json.dumps(spec)}
 
@@ -91,8 +95,12 @@ class GatewayKeys:
             session_id=spec.get("sid"),
             email_retry_after=spec.get("era"),
         )
+        deadline_in = spec.get("dl")
         request.headers[CREDENTIAL_HEADER] = self.signer.mint(
-            audience=spec["aud"], caller=caller, request=binding_of(request, request_id)
+            audience=spec["aud"],
+            caller=caller,
+            request=binding_of(request, request_id),
+            deadline=None if deadline_in is None else time.time() + deadline_in,
         )
 
 

@@ -51,6 +51,10 @@ def receiver(settings: ServiceSettings) -> FastAPI:
     async def stock(sku: str, request: Request) -> dict[str, Any]:
         return {"sku": sku, **_seen(request, request.state.caller)}
 
+    @app.get("/deadline", dependencies=[accepts_callers(ORDER)])
+    async def deadline(request: Request) -> dict[str, Any]:
+        return {"deadline": request.state.caller.deadline}
+
     @app.post("/stock", dependencies=[accepts_callers(ORDER)])
     async def reserve(request: Request) -> dict[str, Any]:
         return {"body": await request.json(), **_seen(request, request.state.caller)}

@@ -1,59 +1,10 @@
-"""Alembic environment: async engines, product-service's own version table."""
+"""Alembic environment of product-service: its own version table (shop_common.migrate)."""
 
 from __future__ import annotations
 
-import asyncio
-
-from alembic import context
-from sqlalchemy import Connection
-
 from product_service import models  # noqa: F401  (registers the tables on Base.metadata)
 from product_service.config import Settings
-from product_service.db import VERSION_TABLE, Base, in_schema_of
-from shop_common.database import create_engine
+from product_service.db import VERSION_TABLE, Base
+from shop_common.migrate import run_alembic_environment
 
-config = context.config
-target_metadata = Base.metadata
-
-
-def _database_url() -> str:
-    return config.get_main_option("sqlalchemy.url") or Settings().database_url
-
-
-def run_migrations(connection: Connection) -> None:
-    context.configure(
-        connection=connection,
-        target_metadata=target_metadata,
-        version_table=VERSION_TABLE,
-        render_as_batch=connection.dialect.name == "sqlite",
-        compare_type=True,
-        include_object=in_schema_of(connection.dialect.name),
-    )
-    with context.begin_transaction():
-        context.run_migrations()
-
-
-async def run_async_migrations() -> None:
-    engine = create_engine(_database_url())
-    try:
-        async with engine.begin() as connection:
-            await connection.run_sync(run_migrations)
-    finally:
-        await engine.dispose()
-
-
-if context.is_offline_mode():
-    context.configure(
-        url=_database_url(),
-        target_metadata=target_metadata,
-        version_table=VERSION_TABLE,
-        literal_binds=True,
-    )
-    with context.begin_transaction():
-        context.run_migrations()
-elif (connection := config.attributes.get("connection")) is not None:
-    # migrate_database() passes its connection (and holds the migration lock).
-    run_migrations(connection)
-else:
-    # The alembic command line, with alembic.ini.
-    asyncio.run(run_async_migrations())
+run_alembic_environment(Base.metadata, VERSION_TABLE, default_url=lambda: Settings().database_url)

@@ -4,7 +4,8 @@ import uuid
 
 import pytest
 
-from product_service.etags import parse_condition, product_etag
+from shop_common.etags import entity_tag as product_etag
+from shop_common.etags import parse_condition
 
 PRODUCT = uuid.UUID("12345678-1234-5678-1234-567812345678")
 CURRENT = product_etag(PRODUCT, 3)

@@ -11,9 +11,9 @@ _ENTITY_TAG = re.compile(r'[ \t]*(W/)?"([\x21\x23-\x7e\x80-\xff]*)"[ \t]*(?:,|$)
 _EMPTY_ELEMENT = re.compile(r"[ \t]*,")
 
 
-def product_etag(product_id: uuid.UUID, version: int) -> str:
-    """A strong tag; the version changes on every write, the id keeps tags of products apart."""
-    return f'"{product_id.hex}-{version}"'
+def entity_tag(resource_id: uuid.UUID, version: int) -> str:
+    """A strong tag; the version changes on every write, the id keeps tags of resources apart."""
+    return f'"{resource_id.hex}-{version}"'
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,1 @@
+"""order-service: checkout with stock reservation, payment, shipment and expiry."""

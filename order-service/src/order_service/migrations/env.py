@@ -1,0 +1,10 @@
+"""Alembic environment of order-service: its own version table (shop_common.migrate)."""
+
+from __future__ import annotations
+
+from order_service import models  # noqa: F401  (registers the tables on Base.metadata)
+from order_service.config import Settings
+from order_service.db import VERSION_TABLE, Base
+from shop_common.migrate import run_alembic_environment
+
+run_alembic_environment(Base.metadata, VERSION_TABLE, default_url=lambda: Settings().database_url)

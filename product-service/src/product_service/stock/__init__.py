@@ -1,0 +1,1 @@
+"""Stock reservations per order, for order-service only (issue 14)."""
