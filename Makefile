@@ -19,6 +19,8 @@ PYTEST := $(BIN)/pytest
 COVERAGE_FLOOR_shop-common := 92.0
 COVERAGE_FLOOR_auth-service := 84.5
 COVERAGE_FLOOR_product-service := 87.5
+# order-service arrived with the merge: 85.6 % from its own and product-service's suites.
+COVERAGE_FLOOR_order-service := 85.0
 COVERAGE_FLOOR_api-gateway := 84.0
 COVERAGE_FLOOR := 84.0
 COVERAGE := $(addprefix --cov=,$(addsuffix /src,$(SERVICES))) --cov-report=
