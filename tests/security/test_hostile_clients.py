@@ -211,6 +211,9 @@ def test_a_head_over_the_limits_gets_431(shop: Shop, head: bytes) -> None:
     received = exchange(shop.gateway, b"GET /health HTTP/1.1\r\nHost: shop\r\n" + head + b"\r\n")
     assert statuses(received) == [431]
     assert b"application/problem+json" in received
+    # Every response carries an X-Request-ID, and the body names the same one.
+    request_id = re.search(rb"(?im)^x-request-id: ([0-9a-f]{32})\r$", received)
+    assert request_id is not None and b'"request_id":"%s"' % request_id[1] in received
 
 
 def test_a_request_line_over_the_limit_gets_431(shop: Shop) -> None:

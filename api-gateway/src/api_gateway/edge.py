@@ -86,9 +86,12 @@ class Connections:
 def edge_response(status: int, detail: str, *, retry_after: int | None = None) -> bytes:
     """A whole problem+json response that closes the connection, for answers given before
     (or instead of) a request the application sees."""
-    body = problem_body(status, detail=detail, request_id=uuid.uuid4().hex)
+    # A new id: the client's own X-Request-ID was in the head that was refused.
+    request_id = uuid.uuid4().hex
+    body = problem_body(status, detail=detail, request_id=request_id)
     head = [
         b"HTTP/1.1 %d %s\r\n" % (status, _REASONS[status]),
+        b"x-request-id: " + request_id.encode() + b"\r\n",
         b"content-type: " + PROBLEM_CONTENT_TYPE.encode() + b"\r\n",
         b"content-length: %d\r\n" % len(body),
         b"connection: close\r\n",
