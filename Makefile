@@ -9,14 +9,47 @@ UV := .tools/bin/uv
 BIN := .venv/bin
 SERVICES := shop-common auth-service product-service order-service api-gateway
 PYTEST := $(BIN)/pytest
+# Branch coverage of every package's src by the tests that run it in-process (processes
+# the tests start are not measured: docs/decisions/coverage.md). Each package has a floor,
+# its figure when the floor was set; `make test` fails below it when the three test
+# servers are set (as .ci/run does: without them their tests skip and their code goes
+# unmeasured). Raise a floor as the package's coverage grows; a package without one of
+# its own gets COVERAGE_FLOOR.
+# Measured 2026-12-04 (full run, the three servers set): 92.3, 84.9, 88.0, 84.3 %.
+COVERAGE_FLOOR_shop-common := 92.0
+COVERAGE_FLOOR_auth-service := 84.5
+COVERAGE_FLOOR_product-service := 87.5
+# order-service arrived with the merge: 85.6 % from its own and product-service's suites.
+COVERAGE_FLOOR_order-service := 85.0
+COVERAGE_FLOOR_api-gateway := 84.0
+COVERAGE_FLOOR := 84.0
+COVERAGE := $(addprefix --cov=,$(addsuffix /src,$(SERVICES))) --cov-report=
+COVERAGE_ENFORCED := $(and $(TEST_POSTGRES_URL),$(TEST_REDIS_URL),$(TEST_NATS_URL))
 
-.PHONY: run test install lint fmt typecheck test-unit test-integration test-e2e test-images bench clean rotate-keys
+.PHONY: run test coverage install lint fmt typecheck test-unit test-integration test-e2e test-images bench clean rotate-keys
 
 run: install
 	$(BIN)/python scripts/run.py
 
 test: install lint typecheck
-	$(PYTEST) -q -ra $(PYTEST_ARGS) $(SERVICES) tests
+	$(PYTEST) -q -ra $(COVERAGE) $(PYTEST_ARGS) $(SERVICES) tests
+	@$(MAKE) --no-print-directory coverage
+
+# Each package's branch coverage from the last `make test` (.coverage), against its floor.
+coverage: install
+	@failed=""; \
+	for entry in $(foreach s,$(SERVICES),$(s):$(or $(COVERAGE_FLOOR_$(s)),$(COVERAGE_FLOOR))); do \
+		package=$${entry%%:*}; floor=$${entry##*:}; \
+		figure=$$($(BIN)/coverage report --include="$$package/src/*" --format=total 2>/dev/null) \
+			|| figure="none"; \
+		printf 'coverage %-16s %5s%% of lines and branches (floor %s%%)\n' "$$package" "$$figure" "$$floor"; \
+		awk -v figure="$$figure" -v floor="$$floor" \
+			'BEGIN { exit !(figure ~ /^[0-9.]+$$/ && figure + 0 >= floor + 0) }' \
+			|| failed="$$failed $$package"; \
+	done; \
+	if [ -n "$$failed" ] && [ -z "$(COVERAGE_ENFORCED)" ]; then \
+		echo "coverage below its floor:$$failed (not enforced: TEST_POSTGRES_URL, TEST_REDIS_URL and TEST_NATS_URL are not all set)"; \
+	elif [ -n "$$failed" ]; then echo "coverage below its floor (or not measured):$$failed"; exit 1; fi
 
 install: .venv/.installed
 
@@ -41,7 +74,7 @@ typecheck: install
 	for dir in $(SERVICES); do \
 		if [ -d $$dir/tests ]; then (cd $$dir && ../$(BIN)/mypy --config-file ../pyproject.toml tests) || exit 1; fi; \
 	done
-	$(BIN)/mypy --config-file pyproject.toml tests scripts bench
+	$(BIN)/mypy --config-file pyproject.toml tests test-support scripts bench
 	MYPYPATH=deploy/images $(BIN)/mypy --config-file pyproject.toml deploy/images
 
 fmt: install

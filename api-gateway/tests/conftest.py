@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from api_gateway.config import Settings
 from api_gateway.main import Gateway, create_app
 from shop_common.credential import RequestBinding
+from testsupport.processes import free_port
 
 
 @pytest.fixture(scope="session")
@@ -80,6 +81,8 @@ class FakeUpstream:
     requests: list[Recorded] = field(default_factory=list)
     # (sid, revoked_at as RFC 3339) pairs served at /internal/revocations
     revocations: list[tuple[str, str]] = field(default_factory=list)
+    # the `as_of` of each /internal/revocations answer, in order
+    revocations_as_of: list[str] = field(default_factory=list)
     url: str = ""
 
     def reset(self, *, jwks: dict[str, Any] | None = None) -> None:
@@ -88,6 +91,7 @@ class FakeUpstream:
         self.jwks_status = 200
         self.requests = []
         self.revocations = []
+        self.revocations_as_of = []
 
     def revoke(self, sid: str) -> None:
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -138,6 +142,7 @@ class FakeUpstream:
         if scope["path"] == "/internal/revocations":
             revoked = [{"sid": sid, "revoked_at": at} for sid, at in self.revocations]
             as_of = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            self.revocations_as_of.append(as_of)
             await _json(send, 200, {"revoked_sessions": revoked, "as_of": as_of})
             return
         if "delay" in query:
@@ -194,14 +199,6 @@ async def _stream(send: Any, status: int, size: int, *, chunked: bool) -> None:
         await send({"type": "http.response.body", "body": b"x" * part, "more_body": sent < size})
     if size == 0:
         await send({"type": "http.response.body", "body": b""})
-
-
-def free_port() -> int:
-    """A port nothing listens on (bound, then released): connecting to it is refused."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @contextlib.asynccontextmanager

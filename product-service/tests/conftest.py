@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from product_service.testing import (
+from shop_common.credential import CredentialSigner
+from shop_common.testing import GatewayKeys, write_gateway_keys
+from testsupport.product import (
     BACKENDS,
     Shop,
     migrated_database,
     running_shop,
     write_order_service_keys,
 )
-from shop_common.credential import CredentialSigner
-from shop_common.testing import GatewayKeys, write_gateway_keys
 
 
 @pytest.fixture(scope="session")

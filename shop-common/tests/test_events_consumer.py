@@ -22,11 +22,10 @@ from shop_common.events import (
     OutboxRelay,
     PermanentFailure,
     ensure_streams,
-    record_event,
 )
 from shop_common.events.__main__ import main as events_cli
 from shop_common.events.dead_letters import list_dead_letters
-from shop_common.events.testing import EventNames, nats_test_url
+from shop_common.events.testing import EventNames, commit_test_events, nats_test_url
 
 pytestmark = pytest.mark.anyio
 SOURCE = "test-service"
@@ -53,16 +52,7 @@ async def running(consumer: EventConsumer) -> AsyncIterator[None]:
 
 
 async def publish(event_db, js: JetStreamContext, names: EventNames, values: list[str]) -> None:
-    async with event_db.sessionmaker() as session:
-        for value in values:
-            await record_event(
-                session,
-                source=SOURCE,
-                subject=names.subject("thing.changed"),
-                type="thing.changed",
-                data={"value": value},
-            )
-        await session.commit()
+    await commit_test_events(event_db.sessionmaker, names, values, source=SOURCE)
     await OutboxRelay(event_db.engine, source=SOURCE).publish_pending(js)
 
 

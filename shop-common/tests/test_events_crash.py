@@ -22,9 +22,8 @@ from shop_common.events import (
     EventConsumer,
     OutboxRelay,
     ensure_streams,
-    record_event,
 )
-from shop_common.events.testing import EventNames, nats_test_url
+from shop_common.events.testing import EventNames, commit_test_events, nats_test_url
 
 pytestmark = pytest.mark.anyio
 WORKER = Path(__file__).with_name("events_worker.py")
@@ -58,28 +57,14 @@ async def killed_at(process: subprocess.Popen[str], line: str) -> None:
     await asyncio.to_thread(process.wait, 30)
 
 
-async def record(event_db, names: EventNames, values: list[str]) -> list[Event]:
-    async with event_db.sessionmaker() as session:
-        events = [
-            await record_event(
-                session,
-                source=SOURCE,
-                subject=names.subject("thing.changed"),
-                type="thing.changed",
-                data={"value": value},
-            )
-            for value in values
-        ]
-        await session.commit()
-    return events
-
-
 async def test_a_relay_killed_between_publish_and_mark_delivers_no_duplicate(
     event_db, nats_client: Client, event_names: EventNames
 ) -> None:
     js = nats_client.jetstream()
     await ensure_streams(js, [event_names.stream_spec()])
-    events = await record(event_db, event_names, ["a", "b", "c"])
+    events = await commit_test_events(
+        event_db.sessionmaker, event_names, ["a", "b", "c"], source=SOURCE
+    )
 
     with worker("relay", event_db.url, nats_test_url()) as process:
         await killed_at(process, "published 3")
@@ -107,7 +92,7 @@ async def test_a_consumer_killed_between_its_effect_and_its_ack_applies_the_even
     js = nats_client.jetstream()
     dead = event_names.dead_letters
     await ensure_streams(js, [event_names.stream_spec(), dead.stream_spec()])
-    (event,) = await record(event_db, event_names, ["once"])
+    (event,) = await commit_test_events(event_db.sessionmaker, event_names, ["once"], source=SOURCE)
     await OutboxRelay(event_db.engine, source=SOURCE).publish_pending(js)
     durable = f"c_{event_names.token}"
 

@@ -16,7 +16,7 @@ from sqlalchemy import func, select, update
 
 from shop_common.database import create_engine
 from shop_common.events import Event, OutboxRelay, ensure_streams, record_event
-from shop_common.events.testing import EventNames
+from shop_common.events.testing import EventNames, commit_test_events
 
 pytestmark = pytest.mark.anyio
 SOURCE = "test-service"
@@ -34,29 +34,15 @@ async def stream_messages(js: JetStreamContext, stream: str) -> list[tuple[dict[
     return found
 
 
-async def record(event_db, names: EventNames, values: list[str]) -> list[Event]:
-    async with event_db.sessionmaker() as session:
-        events = [
-            await record_event(
-                session,
-                source=SOURCE,
-                subject=names.subject("thing.changed"),
-                type="thing.changed",
-                data={"value": value},
-            )
-            for value in values
-        ]
-        await session.commit()
-    return events
-
-
 async def test_committed_events_are_published_once_in_order_and_marked(
     event_db, nats_client: Client, event_names: EventNames
 ) -> None:
     js = nats_client.jetstream()
     await ensure_streams(js, [event_names.stream_spec()])
-    first = await record(event_db, event_names, ["a", "b", "c"])
-    second = await record(event_db, event_names, ["d", "e"])
+    first = await commit_test_events(
+        event_db.sessionmaker, event_names, ["a", "b", "c"], source=SOURCE
+    )
+    second = await commit_test_events(event_db.sessionmaker, event_names, ["d", "e"], source=SOURCE)
     relay = OutboxRelay(event_db.engine, source=SOURCE, batch_size=2)
 
     assert await relay.publish_pending(js) == 5
@@ -92,7 +78,7 @@ async def test_a_row_published_again_before_its_mark_is_not_stored_twice(
 ) -> None:
     js = nats_client.jetstream()
     await ensure_streams(js, [event_names.stream_spec()])
-    events = await record(event_db, event_names, ["a", "b"])
+    events = await commit_test_events(event_db.sessionmaker, event_names, ["a", "b"], source=SOURCE)
     relay = OutboxRelay(event_db.engine, source=SOURCE)
     assert await relay.publish_pending(js) == 2
     # What a relay that died between publishing and marking leaves behind.
@@ -109,7 +95,7 @@ async def test_lag_counts_unpublished_rows_and_the_oldest_ones_age(
 ) -> None:
     js = nats_client.jetstream()
     await ensure_streams(js, [event_names.stream_spec()])
-    await record(event_db, event_names, ["a", "b", "c"])
+    await commit_test_events(event_db.sessionmaker, event_names, ["a", "b", "c"], source=SOURCE)
     relay = OutboxRelay(event_db.engine, source=SOURCE)
     rows, seconds = await relay.lag()
     assert rows == 3 and seconds >= 0
@@ -126,7 +112,9 @@ async def test_a_commit_wakes_the_relay_without_waiting_for_its_poll(
     task = asyncio.create_task(relay.run(js))
     try:
         await asyncio.sleep(0.2)  # the relay's first pass found nothing and waits an hour
-        (event,) = await record(event_db, event_names, ["woken"])
+        (event,) = await commit_test_events(
+            event_db.sessionmaker, event_names, ["woken"], source=SOURCE
+        )
         for _ in range(600):
             info = await js.stream_info(event_names.stream)
             if info.state.messages:
@@ -178,7 +166,8 @@ async def test_two_relays_on_one_outbox_publish_each_event_once_and_in_order(
     recorded: list[Event] = []
     try:
         for round_ in range(5):
-            writes = record(event_db, event_names, [f"{round_}-{i}" for i in range(4)])
+            values = [f"{round_}-{i}" for i in range(4)]
+            writes = commit_test_events(event_db.sessionmaker, event_names, values, source=SOURCE)
             passes = (relay.publish_pending(js) for relay in relays for _ in range(2))
             events, *_ = await asyncio.gather(writes, *passes)
             assert isinstance(events, list)
@@ -230,10 +219,14 @@ async def test_published_rows_are_purged_after_their_retention_and_unpublished_o
 ) -> None:
     js = nats_client.jetstream()
     await ensure_streams(js, [event_names.stream_spec()])
-    old, recent = await record(event_db, event_names, ["old", "recent"])
+    old, recent = await commit_test_events(
+        event_db.sessionmaker, event_names, ["old", "recent"], source=SOURCE
+    )
     relay = OutboxRelay(event_db.engine, source=SOURCE, keep_published=timedelta(days=7))
     await relay.publish_pending(js)
-    (waiting,) = await record(event_db, event_names, ["not yet published"])
+    (waiting,) = await commit_test_events(
+        event_db.sessionmaker, event_names, ["not yet published"], source=SOURCE
+    )
     long_ago = datetime.now(UTC) - timedelta(days=30)
     async with event_db.engine.begin() as connection:
         outbox = event_db.outbox

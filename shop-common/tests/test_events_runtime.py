@@ -12,7 +12,8 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shop_common.events import ConsumerSpec, Event, EventRuntime, record_event
-from shop_common.events.testing import NatsServer, nats_test_url, unique_event_names
+from shop_common.events.testing import commit_test_events, nats_test_url, unique_event_names
+from testsupport.nats import NatsServer
 
 pytestmark = pytest.mark.anyio
 SOURCE = "outage-service"
@@ -38,15 +39,7 @@ async def test_events_recorded_while_nats_is_down_are_kept_and_published_when_it
         )
 
     async def record(value: str) -> None:
-        async with event_db.sessionmaker() as session:
-            await record_event(
-                session,
-                source=SOURCE,
-                subject=names.subject("thing.changed"),
-                type="thing.changed",
-                data={"value": value},
-            )
-            await session.commit()
+        await commit_test_events(event_db.sessionmaker, names, [value], source=SOURCE)
 
     async def effects() -> list[str]:
         async with event_db.engine.connect() as connection:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
+import re
 from collections.abc import AsyncIterator
+from typing import NoReturn
 
 import pytest
 from sqlalchemy import exc, text
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.util.queue import Empty, Full
+from sqlalchemy.pool import QueuePool
+from sqlalchemy.util.queue import Empty, Full, QueueCommon
 
 from shop_common.database import create_engine
 from shop_common.fair_pool import FairAsyncQueuePool, HandoffQueue
@@ -122,3 +126,27 @@ def test_items_wait_in_order_and_the_queue_refuses_more_than_it_holds() -> None:
     lifo.put(1)
     lifo.put(2)
     assert lifo.get(block=False) == 2
+
+
+# What fair_pool.py relies on in SQLAlchemy's private code (pinned to one minor in
+# shop-common's pyproject; docs/decisions/private-internals.md): an upgrade that changes
+# any of it fails here by name, not as a slow tail in the bench.
+
+
+def never_connects() -> NoReturn:
+    raise AssertionError("the pool was not asked for a connection")
+
+
+def test_sqlalchemy_builds_the_pools_queue_from_its_queue_class() -> None:
+    pool = FairAsyncQueuePool(never_connects, pool_size=2, max_overflow=0)
+    assert isinstance(pool._pool, HandoffQueue)
+    assert pool._pool.maxsize == 2
+
+
+def test_every_queue_method_sqlalchemys_pool_calls_is_the_hand_off_queues_own() -> None:
+    called = set(re.findall(r"self\._pool\.(\w+)", inspect.getsource(QueuePool)))
+    assert called  # the pool still reaches its queue through self._pool
+    for name in called:
+        assert hasattr(HandoffQueue, name) or name in ("maxsize", "use_lifo"), name
+        if callable(getattr(QueueCommon, name, None)):
+            assert getattr(HandoffQueue, name) is not getattr(QueueCommon, name), name

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
 import time
 
 import httpx
+
+from testsupport.processes import free_port, wait_until_answers
 
 APP = """
 import sys
@@ -33,13 +34,6 @@ serve(app, drain_seconds=float(sys.argv[2]), timeout_graceful_shutdown=2,
 """
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def start(drain_seconds: float) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     process = subprocess.Popen(
@@ -48,15 +42,8 @@ def start(drain_seconds: float) -> tuple[subprocess.Popen[bytes], str]:
         stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            httpx.get(f"{url}/health", timeout=1)
-            return process, url
-        except httpx.TransportError:
-            assert process.poll() is None, "the server did not start"
-            assert time.monotonic() < deadline, "the server did not start in time"
-            time.sleep(0.05)
+    wait_until_answers(f"{url}/health", process)
+    return process, url
 
 
 def test_sigterm_makes_ready_503_while_requests_are_still_served() -> None:

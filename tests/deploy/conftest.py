@@ -21,6 +21,8 @@ from typing import Any
 import pytest
 import yaml
 
+from shop_common.services import SERVICES as LISTED
+
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -46,11 +48,10 @@ class Service:
         return ROOT / self.name / "Dockerfile"
 
 
-SERVICES = (
-    Service("auth-service", "auth_service", "AUTH", 5001, has_database=True),
-    Service("product-service", "product_service", "PRODUCT", 5002, has_database=True),
-    Service("order-service", "order_service", "ORDER", 5003, has_database=True),
-    Service("api-gateway", "api_gateway", "GATEWAY", 5000, has_database=False),
+# Every deployable of the one list (shop_common.services), as the deploy tests read it.
+SERVICES = tuple(
+    Service(s.name, s.package, s.settings_prefix, s.port, has_database=bool(s.database_setting))
+    for s in LISTED
 )
 BY_NAME = {service.name: service for service in SERVICES}
 

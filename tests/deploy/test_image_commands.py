@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,19 +27,13 @@ import httpx
 import pytest
 
 from tests.deploy.conftest import ENV_EXAMPLE, ROOT, SERVICES, read_dotenv
+from testsupport.processes import free_port
 
 if TYPE_CHECKING:
     from tests.deploy.conftest import Dockerfile
 
 START_TIMEOUT = 60
 ONE_SHOT_TIMEOUT = 120
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass

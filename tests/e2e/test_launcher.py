@@ -17,19 +17,20 @@ import httpx
 import nats
 import pytest
 
-from auth_service.config import Settings as AuthSettings
-from auth_service.db import MIGRATIONS_DIR as AUTH_MIGRATIONS
-from auth_service.db import VERSION_TABLE as AUTH_VERSION_TABLE
 from auth_service.db import migrate_database
-from order_service.config import Settings as OrderSettings
-from order_service.db import MIGRATIONS_DIR as ORDER_MIGRATIONS
-from order_service.db import VERSION_TABLE as ORDER_VERSION_TABLE
-from product_service.config import Settings as ProductSettings
-from product_service.db import MIGRATIONS_DIR as PRODUCT_MIGRATIONS
-from product_service.db import VERSION_TABLE as PRODUCT_VERSION_TABLE
 from shop_common.events.testing import nats_test_url
+from shop_common.services import WITH_DATABASE
 from shop_common.testing import sqlite_url
-from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, ROOT, System, start_system, stop_system
+from testsupport.processes import wait_until_answers
+from testsupport.system import (
+    ADMIN_EMAIL,
+    ADMIN_PASSWORD,
+    ROOT,
+    System,
+    launcher_env,
+    start_system,
+    stop_system,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -100,17 +101,7 @@ def test_data_survives_a_restart(tmp_path: Path) -> None:
 
 
 def test_make_run_stops_when_make_itself_is_terminated(tmp_path: Path) -> None:
-    env = {
-        **os.environ,
-        "DATA_DIR": str(tmp_path),
-        "BCRYPT_ROUNDS": "4",
-        "SHOP_TESTING": "true",
-        "GATEWAY_HOST": "127.0.0.1",
-    }
-    from tests.e2e.conftest import free_port
-
-    for name in ("GATEWAY_PORT", "AUTH_PORT", "PRODUCT_PORT", "NATS_PORT"):
-        env[name] = str(free_port())
+    env = launcher_env(tmp_path)
     make = subprocess.Popen(
         ["make", "--no-print-directory", "run"],
         cwd=ROOT,
@@ -120,18 +111,12 @@ def test_make_run_stops_when_make_itself_is_terminated(tmp_path: Path) -> None:
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    url = f"http://127.0.0.1:{env['GATEWAY_PORT']}/ready"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    else:
+    try:
+        url = f"http://127.0.0.1:{env['GATEWAY_PORT']}/ready"
+        wait_until_answers(url, make, status=200, timeout=90)
+    except AssertionError:
         make.kill()
-        pytest.fail("make run did not become ready")
+        raise
     launchers = children_of(make.pid)
     services = set().union(*(children_of(pid) for pid in launchers))
     make.send_signal(signal.SIGTERM)  # to make alone, not its group
@@ -161,34 +146,15 @@ def skipped(system: System) -> set[str]:
     }
 
 
-def test_the_launcher_finds_each_database_where_the_service_does(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_launcher_migrates_each_listed_database_with_the_services_own_files() -> None:
+    """Where each database is and its version table: the list (tests/deploy checks the
+    services agree with it); the migration files: found by the launcher without importing
+    the service, the very directory the service migrates from."""
     module = launcher()
-    auth, product = module.DATABASES["auth-service"], module.DATABASES["product-service"]
-    order = module.DATABASES["order-service"]
-    monkeypatch.setenv("DATA_DIR", str(tmp_path))
-    url = "postgresql+asyncpg://u@db.example/shop"
-    for settings, database in (
-        (AuthSettings, auth),
-        (ProductSettings, product),
-        (OrderSettings, order),
-    ):
-        variable = database.url_setting.upper()
-        monkeypatch.delenv(variable, raising=False)
-        assert settings().database_url == sqlite_url(tmp_path, database.sqlite_file)
-        monkeypatch.setenv(variable, url)
-        assert settings().database_url == url
-    assert (auth.version_table, product.version_table, order.version_table) == (
-        AUTH_VERSION_TABLE,
-        PRODUCT_VERSION_TABLE,
-        ORDER_VERSION_TABLE,
-    )
-    # The launcher reads the migration files the services migrate with.
-    assert module.DATABASES.keys() == {"auth-service", "product-service", "order-service"}
-    assert module._migrations_dir("auth-service") == AUTH_MIGRATIONS
-    assert module._migrations_dir("product-service") == PRODUCT_MIGRATIONS
-    assert module._migrations_dir("order-service") == ORDER_MIGRATIONS
+    assert WITH_DATABASE
+    for service in WITH_DATABASE:
+        db = importlib.import_module(f"{service.package}.db")
+        assert module._migrations_dir(service.name) == db.MIGRATIONS_DIR
 
 
 def test_a_second_start_skips_migrating_but_a_database_behind_is_migrated(tmp_path: Path) -> None:

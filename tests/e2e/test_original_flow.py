@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, System
+from testsupport.system import ADMIN_EMAIL, ADMIN_PASSWORD, System
 
 pytestmark = pytest.mark.e2e
 

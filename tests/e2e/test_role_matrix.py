@@ -7,8 +7,8 @@ import secrets
 import httpx
 import pytest
 
-from tests.e2e.conftest import System
 from tests.e2e.test_original_flow import admin_headers, register_and_login
+from testsupport.system import System
 
 pytestmark = pytest.mark.e2e
 

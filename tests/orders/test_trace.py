@@ -25,7 +25,7 @@ from product_service.config import Settings as ProductSettings
 from product_service.main import create_app as create_product_app
 from shop_common.tracing import Tracing
 from tests.orders.conftest import OrderSystem, eventually, key_headers, order_body
-from tests.scaleout.conftest import free_port
+from testsupport.processes import free_port
 
 pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
 

@@ -15,7 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from shop_common.testing import random_sku
-from tests.scaleout.conftest import Cluster
+from testsupport.cluster import Cluster
 
 CLIENT_TIMEOUT = 15.0  # above the gateways' UPSTREAM_TIMEOUT (5 s): a hang shows as one
 

@@ -9,13 +9,14 @@ import time
 import httpx
 import pytest
 
-from tests.scaleout.conftest import Cluster, Instance
 from tests.scaleout.load import load, sku_counts, terminate_backends
+from testsupport.cluster import Cluster
+from testsupport.processes import ServiceProcess
 
 pytestmark = [pytest.mark.anyio, pytest.mark.postgres, pytest.mark.redis]
 
 
-async def kill_and_restart(instance: Instance) -> None:
+async def kill_and_restart(instance: ServiceProcess) -> None:
     instance.signal(signal.SIGKILL)
     await asyncio.to_thread(instance.wait_exit)
     instance.start()

@@ -13,9 +13,6 @@ import itertools
 import json
 import os
 import secrets
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -24,18 +21,15 @@ from typing import Any
 
 import httpx
 
-from tests.e2e.conftest import (
-    ADMIN_EMAIL,
-    ADMIN_PASSWORD,
-    System,
-    free_port,
-    start_system,
-    stop_system,
-)
+from testsupport.processes import free_port, start_service, stop_process, wait_until_answers
+from testsupport.system import ADMIN_EMAIL, ADMIN_PASSWORD, System, start_system, stop_system
 
 PASSWORD = "correct horse battery"
 # The contract's bound for revocations (logout, reuse, role change) to reach every gateway.
 REVOCATION_SECONDS = 5.0
+# How long a test waits for something that must happen: a timeout against a hung system,
+# not a speed claim (speed is `make bench`'s business).
+EVENTUALLY_SECONDS = 60.0
 # Limits high enough for the tests that are not about them; the
 # rate-limit tests start systems with small ones.
 GENEROUS_LIMITS = {
@@ -98,39 +92,15 @@ def second_gateway(shop: Shop, **overrides: str) -> Iterator[str]:
         **overrides,
     }
     log_path = shop.data_dir / f"gateway-{port}.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "api_gateway", "serve"],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    process = start_service("api_gateway", env, log_path)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_until_ready(url, process, log_path)
+        wait_until_answers(
+            f"{url}/ready", process, status=200, output=lambda: log_path.read_text()[-4000:]
+        )
         yield url
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _wait_until_ready(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            break
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
-                return
-        time.sleep(0.1)
-    raise AssertionError(f"the second gateway was not ready:\n{log.read_text()[-4000:]}")
+        stop_process(process)
 
 
 @dataclass(frozen=True)

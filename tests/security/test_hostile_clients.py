@@ -22,7 +22,6 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.e2e.conftest import start_system, stop_system
 from tests.security.support import (
     GENEROUS_LIMITS,
     REVOCATION_SECONDS,
@@ -32,6 +31,7 @@ from tests.security.support import (
     running_shop,
     second_gateway,
 )
+from testsupport.system import start_system, stop_system
 
 BOUND = 30.0  # generous: the machine is shared; a limit of 1-2 s fires long before
 STATUS_LINE = re.compile(rb"HTTP/1\.[01] (\d{3}) ")

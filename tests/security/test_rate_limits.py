@@ -14,7 +14,6 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.e2e.conftest import free_port
 from tests.security.support import (
     PASSWORD,
     Account,
@@ -26,6 +25,7 @@ from tests.security.support import (
     running_shop,
     second_gateway,
 )
+from testsupport.processes import free_port
 
 pytestmark = pytest.mark.e2e
 

@@ -11,6 +11,7 @@ from pydantic_settings import NoDecode
 
 from api_gateway.bulkhead import DEFAULT_SEARCH_CONCURRENCY
 from api_gateway.ratelimit import Rate, parse_optional_rate, parse_rate
+from shop_common.services import GATEWAY, service_named
 from shop_common.settings import ServiceSettings
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -57,16 +58,16 @@ def check_upstream_url(url: str) -> str:
 
 class Settings(ServiceSettings):
     gateway_host: str = "0.0.0.0"
-    gateway_port: int = Field(default=5000, ge=1, le=65535)
+    gateway_port: int = Field(default=GATEWAY.port, ge=1, le=65535)
 
     # Upstreams: explicit URLs (comma-separated for several instances), else derived from
     # the services' own listen settings so AUTH_PORT alone moves the service and our target.
     auth_host: str = "127.0.0.1"
-    auth_port: int = Field(default=5001, ge=1, le=65535)
+    auth_port: int = Field(default=service_named("auth-service").port, ge=1, le=65535)
     product_host: str = "127.0.0.1"
-    product_port: int = Field(default=5002, ge=1, le=65535)
+    product_port: int = Field(default=service_named("product-service").port, ge=1, le=65535)
     order_host: str = "127.0.0.1"
-    order_port: int = Field(default=5003, ge=1, le=65535)
+    order_port: int = Field(default=service_named("order-service").port, ge=1, le=65535)
     auth_service_url: CommaList = ()
     product_service_url: CommaList = ()
     order_service_url: CommaList = ()

@@ -1,4 +1,5 @@
-"""Revoked sessions: their access tokens get 401 within seconds, cached or not."""
+"""Revoked sessions: their access tokens get 401 once the gateway learns of them, cached
+or not. How soon is the bench's business; here a generous bound only stops a hung test."""
 
 from __future__ import annotations
 
@@ -20,9 +21,13 @@ pytestmark = pytest.mark.anyio
 ME = "/auth/me"
 
 
-async def refused_within(client: httpx.AsyncClient, headers: dict[str, str], seconds: float):
-    """The 401 that a revoked token meets, waiting at most `seconds` for it."""
-    deadline = time.monotonic() + seconds
+# A timeout, not a speed claim: the poll runs every second, a busy machine is slower.
+EVENTUALLY = 30.0
+
+
+async def refused_eventually(client: httpx.AsyncClient, headers: dict[str, str]):
+    """The 401 that a revoked token meets, once the gateway has learnt of the revocation."""
+    deadline = time.monotonic() + EVENTUALLY
     while True:
         response = await client.get(ME, headers=headers)
         if response.status_code == 401 or time.monotonic() > deadline:
@@ -35,19 +40,16 @@ def expect_invalid_token(response: httpx.Response) -> None:
     assert response.headers["www-authenticate"] == 'Bearer realm="shop", error="invalid_token"'
 
 
-async def test_a_session_revoked_at_auth_service_is_refused_within_two_seconds(
+async def test_a_cached_session_revoked_at_auth_service_is_refused_and_others_are_not(
     make_settings, open_gateway, tokens, auth_upstream
 ) -> None:
     doomed, other = tokens.bearer(sid=str(uuid.uuid4())), tokens.bearer()
     async with open_gateway(make_settings()) as client:
         assert (await client.get(ME, headers=doomed)).status_code == 200  # now cached
         auth_upstream.revoke(_sid(doomed))
-        started = time.monotonic()
-        response = await refused_within(client, doomed, 3.0)
-        elapsed = time.monotonic() - started
+        response = await refused_eventually(client, doomed)
         assert (await client.get(ME, headers=other)).status_code == 200
     expect_invalid_token(response)
-    assert elapsed < 2.5  # the poll runs every second
 
 
 async def test_the_poll_asks_with_a_gateway_credential_and_a_moving_since(
@@ -59,9 +61,12 @@ async def test_the_poll_asks_with_a_gateway_credential_and_a_moving_since(
     polls = auth_upstream.revocation_polls
     assert all(p.credential_claims()["aud"] == "auth-service" for p in polls)
     sinces = [datetime.fromisoformat(parse_qs(p.query.decode())["since"][0]) for p in polls]
-    # The first asks for the access-token lifetime and more; later ones overlap a minute.
+    answered = [datetime.fromisoformat(as_of) for as_of in auth_upstream.revocations_as_of]
+    # The first asks for the access-token lifetime and more; each later one for what was
+    # revoked since a minute before the previous answer's as_of (an overlap of a minute).
     assert time.time() - sinces[0].timestamp() > 900
-    assert 55 < time.time() - sinces[2].timestamp() < 70
+    for previous, since in zip(answered[:2], sinces[1:3], strict=True):
+        assert (previous - since).total_seconds() == pytest.approx(60, abs=0.001)
 
 
 @pytest.mark.parametrize(
@@ -91,7 +96,7 @@ def redis_options() -> dict[str, Any]:
 
 
 @pytest.mark.redis
-async def test_a_sid_added_to_the_redis_set_is_refused_within_two_seconds(
+async def test_a_sid_added_to_the_redis_set_is_refused_without_polling_auth_service(
     make_settings, open_gateway, tokens, auth_upstream
 ) -> None:
     settings = make_settings(**redis_options())
@@ -104,15 +109,12 @@ async def test_a_sid_added_to_the_redis_set_is_refused_within_two_seconds(
         async with open_gateway(settings) as client:
             assert (await client.get(ME, headers=doomed)).status_code == 200  # cached
             await redis.zadd(key, {sid: time.time()})
-            started = time.monotonic()
-            response = await refused_within(client, doomed, 3.0)
-            elapsed = time.monotonic() - started
+            response = await refused_eventually(client, doomed)
             assert (await client.get(ME, headers=tokens.bearer())).status_code == 200
     finally:
         await redis.delete(key, f"{key}:publisher")
         await redis.aclose()
     expect_invalid_token(response)
-    assert elapsed < 2.0
     # With a live publisher, Redis is the only source: auth-service is not polled.
     assert auth_upstream.revocation_polls == []
 
@@ -129,7 +131,7 @@ async def test_a_starting_gateway_loads_the_revocations_of_the_token_lifetime(
         # Revoked 5 minutes ago: its tokens may still live. An hour ago: none can.
         await redis.zadd(key, {recent: time.time() - 300, ancient: time.time() - 3600})
         async with open_gateway(settings) as client:
-            response = await refused_within(client, tokens.bearer(sid=recent), 1.0)
+            response = await refused_eventually(client, tokens.bearer(sid=recent))
             expect_invalid_token(response)
             assert (await client.get(ME, headers=tokens.bearer(sid=ancient))).status_code == 200
     finally:
@@ -146,7 +148,7 @@ async def test_without_a_live_publisher_auth_service_is_polled_as_well(
     async with open_gateway(settings) as client:
         assert (await client.get(ME, headers=doomed)).status_code == 200
         auth_upstream.revoke(_sid(doomed))
-        expect_invalid_token(await refused_within(client, doomed, 2.0))
+        expect_invalid_token(await refused_eventually(client, doomed))
     assert auth_upstream.revocation_polls
 
 
@@ -159,4 +161,4 @@ async def test_an_unreachable_redis_leaves_revocations_to_the_poll(
     async with open_gateway(settings) as client:
         assert (await client.get(ME, headers=doomed)).status_code == 200
         auth_upstream.revoke(_sid(doomed))
-        expect_invalid_token(await refused_within(client, doomed, 3.0))
+        expect_invalid_token(await refused_eventually(client, doomed))

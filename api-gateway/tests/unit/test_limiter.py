@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import time
 
 import pytest
+from limits.storage import MemoryStorage
 
 from api_gateway.limiter import InProcessStorage, Limit, Limiter, Strategy, retry_after
 from api_gateway.ratelimit import Rate
@@ -82,6 +84,25 @@ async def test_the_in_process_storage_sweeps_inline_at_most_once_a_second() -> N
     # The library's own sweeper (a new thread on almost every hit) never started again.
     assert limiter.memory.timer is library_timer
     assert limiter.memory.sweeps <= 2
+
+
+@pytest.mark.parametrize(
+    ("method", "call"),
+    [
+        pytest.param("incr", "self.__schedule_expiry()", id="incr"),
+        pytest.param("acquire_entry", "self.__schedule_expiry()", id="moving-window"),
+        pytest.param("acquire_sliding_window_entry", "self.incr(", id="sliding-window"),
+    ],
+)
+def test_every_counting_call_of_the_library_goes_through_the_hook_replaced(
+    method: str, call: str
+) -> None:
+    """What limiter.py relies on in `limits`' private code (pinned to one minor in the
+    gateway's pyproject; docs/decisions/private-internals.md): the name-mangled hook
+    exists, every counting method calls it, and InProcessStorage's replaces it."""
+    hook = "_MemoryStorage__schedule_expiry"
+    assert hook in vars(MemoryStorage) and hook in vars(InProcessStorage)
+    assert call in inspect.getsource(getattr(MemoryStorage, method))
 
 
 async def test_a_sweep_drops_what_has_expired() -> None:

@@ -3,10 +3,8 @@
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -15,6 +13,7 @@ import pytest
 
 from auth_service.signing_keys import key_ids
 from shop_common.testing import random_email, write_gateway_keys
+from testsupport.processes import free_port, wait_until_answers
 
 
 def run(
@@ -127,13 +126,6 @@ def test_serve_without_the_gateway_key_exits_with_a_clear_message(tmp_path):
     assert "gateway's public key" in result.stderr
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def test_serve_answers_and_stops_cleanly_on_sigterm(tmp_path):
     write_gateway_keys(tmp_path)
     assert run(tmp_path, "migrate").returncode == 0
@@ -155,15 +147,7 @@ def test_serve_answers_and_stops_cleanly_on_sigterm(tmp_path):
         text=True,
     )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                response = httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1)
-                break
-            except httpx.TransportError:
-                assert process.poll() is None, process.communicate()
-                assert time.monotonic() < deadline, "the service did not start"
-                time.sleep(0.1)
+        response = wait_until_answers(f"http://127.0.0.1:{port}/ready", process)
         assert response.status_code == 200
         assert "server" not in response.headers
         refused = httpx.get(f"http://127.0.0.1:{port}/auth/me", timeout=5)

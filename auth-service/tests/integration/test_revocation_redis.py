@@ -4,7 +4,6 @@ import asyncio
 import contextlib
 import logging
 import secrets
-import socket
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -15,6 +14,7 @@ from redis.asyncio import Redis
 from redis.asyncio.connection import parse_url
 
 from shop_common.testing import random_email, redis_url
+from testsupport.processes import free_port
 
 pytestmark = pytest.mark.anyio
 ADMIN_PASSWORD = "admin password 1"
@@ -38,35 +38,37 @@ async def redis_server() -> AsyncIterator[tuple[str, Redis, str]]:
         await client.aclose()
 
 
-async def members_within(client: Redis, key: str, wanted: set[str], seconds: float) -> float:
-    """Seconds until every wanted sid is in the set; fails after `seconds`."""
-    started = time.monotonic()
+# A timeout against a hung test, not a speed claim (speed is `make bench`'s business).
+EVENTUALLY_SECONDS = 30.0
+
+
+async def wait_for_members(client: Redis, key: str, wanted: set[str]) -> None:
+    """Until every wanted sid is in the set; a failure only if that never happens."""
+    deadline = time.monotonic() + EVENTUALLY_SECONDS
     while not wanted <= set(await client.zrange(key, 0, -1)):
-        assert time.monotonic() - started < seconds, f"{wanted} not in {key} within {seconds} s"
+        assert time.monotonic() < deadline, f"{wanted} never reached {key}"
         await asyncio.sleep(0.05)
-    return time.monotonic() - started
-
-
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 @pytest.mark.redis
-async def test_a_logout_reaches_the_sorted_set_within_2_seconds(start_api, redis_server):
+async def test_a_logout_puts_its_session_in_the_sorted_set_scored_by_its_time(
+    start_api, redis_server
+):
     url, client, key = redis_server
+    started = time.time()
     async with start_api(redis_url=url, revocation_redis_key=key) as api:
         _, tokens = await api.new_user()
         _, alive = await api.new_user()
+        logged_out = time.time()
         await api.client.post("/auth/logout", json={"refresh_token": tokens["refresh_token"]})
-        await members_within(client, key, {sid(tokens)}, 2.0)
+        await wait_for_members(client, key, {sid(tokens)})
+        seen = time.time()
         score = await client.zscore(key, sid(tokens))
-        assert score is not None and abs(score - time.time()) < 5
+        # Scored by when it was revoked (a second's slack for the clock's rounding).
+        assert score is not None and logged_out - 1 <= score <= seen + 1
         assert await client.zscore(key, sid(alive)) is None
         heartbeat = await client.get(f"{key}:publisher")
-        assert heartbeat is not None and abs(float(heartbeat) - time.time()) < 5
+        assert heartbeat is not None and started - 1 <= float(heartbeat) <= time.time() + 1
         assert 0 < await client.ttl(f"{key}:publisher") <= 10
         ready = await api.direct.get("/ready")
         assert ready.json()["checks"]["redis"] == "ok"
@@ -81,7 +83,7 @@ async def test_a_role_change_puts_every_session_of_that_user_in_the_set(start_ap
         second = await api.login(user["email"])
         _, bystander = await api.new_user()
         assert (await api.set_role(user["id"], "ADMIN")).status_code == 200
-        await members_within(client, key, {sid(first), sid(second)}, 2.0)
+        await wait_for_members(client, key, {sid(first), sid(second)})
         assert await client.zscore(key, sid(bystander)) is None
 
 
@@ -94,7 +96,7 @@ async def test_replicas_publishing_together_write_each_session_once(start_api, r
     ):
         _, tokens = await api.new_user()
         await replica.client.post("/auth/logout", json={"refresh_token": tokens["refresh_token"]})
-        await members_within(client, key, {sid(tokens)}, 2.0)
+        await wait_for_members(client, key, {sid(tokens)})
         score = await client.zscore(key, sid(tokens))
         await asyncio.sleep(1.5)  # both replicas have ticked again
         assert await client.zrange(key, 0, -1, withscores=True) == [(sid(tokens), score)]
@@ -103,17 +105,15 @@ async def test_replicas_publishing_together_write_each_session_once(start_api, r
 async def test_with_redis_unreachable_the_service_serves_and_is_ready_but_degraded(
     start_api, caplog
 ):
-    unreachable = f"redis://127.0.0.1:{closed_port()}/0"
+    unreachable = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
     with caplog.at_level(logging.WARNING, logger="auth_service.revocation_publisher"):
         async with start_api(redis_url=unreachable, revocation_publish_seconds=0.05) as api:
             await asyncio.sleep(0.3)  # several failed ticks
-            started = time.monotonic()
             _, tokens = await api.new_user()
             logout = await api.client.post(
                 "/auth/logout", json={"refresh_token": tokens["refresh_token"]}
             )
-            assert logout.status_code == 204
-            assert time.monotonic() - started < 2
+            assert logout.status_code == 204  # the revocation does not wait for Redis
             ready = await api.direct.get("/ready")
             assert ready.status_code == 200
             assert ready.json()["checks"]["redis"] == "degraded"
@@ -190,7 +190,7 @@ async def test_a_redis_outage_degrades_then_recovers_and_loses_nothing(
             _, before = await api.new_user()
             _, during = await api.new_user()
             await api.client.post("/auth/logout", json={"refresh_token": before["refresh_token"]})
-            await members_within(client, key, {sid(before)}, 2.0)
+            await wait_for_members(client, key, {sid(before)})
 
             await proxy.cut()
             await asyncio.sleep(0.5)
@@ -203,7 +203,7 @@ async def test_a_redis_outage_degrades_then_recovers_and_loses_nothing(
             await client.zrem(key, sid(before))  # as if Redis had restarted empty
 
             await proxy.restore()
-            await members_within(client, key, {sid(before), sid(during)}, 3.0)
+            await wait_for_members(client, key, {sid(before), sid(during)})
             assert (await api.direct.get("/ready")).json()["checks"]["redis"] == "ok"
         await proxy.cut()
     lines = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == logger]

@@ -10,8 +10,8 @@ import jwt
 import pytest
 
 from product_service.config import SERVICE_NAME
-from product_service.testing import CallerAuth, Shop
 from shop_common.credential import CREDENTIAL_HEADER, CredentialSigner
+from testsupport.product import CallerAuth, Shop
 
 pytestmark = pytest.mark.anyio
 

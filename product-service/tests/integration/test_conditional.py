@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from product_service.testing import Shop
 from shop_common.testing import random_sku
+from testsupport.product import Shop
 
 pytestmark = pytest.mark.anyio
 

@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from product_service.testing import Shop, migrated_database, running_shop
 from shop_common.testing import GatewayKeys, postgres_base_url
+from testsupport.product import Shop, migrated_database, running_shop
 
 pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
 

@@ -23,13 +23,13 @@ from opentelemetry.trace import SpanKind
 from sqlalchemy import text
 
 from product_service.consumers import EventWiring
-from product_service.testing import CallerAuth, Shop, migrated_database, running_shop
 from shop_common.credential import CredentialSigner
 from shop_common.events import Event, ensure_streams
 from shop_common.events.envelope import MSG_ID_HEADER
 from shop_common.events.testing import EventNames, nats_test_url, unique_event_names
 from shop_common.testing import GatewayKeys
 from shop_common.tracing import Tracing
+from testsupport.product import CallerAuth, Shop, migrated_database, running_shop
 
 pytestmark = pytest.mark.anyio
 WAIT_SECONDS = 30.0

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from product_service.testing import Shop
+from testsupport.product import Shop
 
 pytestmark = pytest.mark.anyio
 

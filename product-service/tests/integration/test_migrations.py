@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -17,11 +15,12 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, inspect, text
 
 from product_service.db import MIGRATIONS_DIR, VERSION_TABLE, Base, migrate_database
-from product_service.testing import BACKENDS, running_shop, write_order_service_keys
 from shop_common.database import create_engine, head_revision, schema_state
 from shop_common.keys import public_pem
 from shop_common.migrate import in_schema_of
 from shop_common.testing import GatewayKeys, fresh_postgres_database, postgres_base_url, sqlite_url
+from testsupport.processes import free_port, wait_until_answers
+from testsupport.product import BACKENDS, running_shop, write_order_service_keys
 
 pytestmark = pytest.mark.anyio
 
@@ -141,13 +140,6 @@ async def test_ready_is_503_when_the_database_does_not_answer(
         assert response.json()["checks"] == {"database": "unavailable"}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def test_the_command_line_migrates_and_serves(tmp_path: Path, gateway_keys: GatewayKeys) -> None:
     data_dir = tmp_path / "data"
     public_key = tmp_path / "gateway-public.pem"
@@ -179,7 +171,7 @@ def test_the_command_line_migrates_and_serves(tmp_path: Path, gateway_keys: Gate
         stderr=subprocess.STDOUT,
     )
     try:
-        ready = wait_for(f"http://127.0.0.1:{port}/ready")
+        ready = wait_until_answers(f"http://127.0.0.1:{port}/ready", server)
         assert ready.status_code == 200
         direct = httpx.get(f"http://127.0.0.1:{port}/products", timeout=5)
         assert direct.status_code == 401
@@ -192,14 +184,3 @@ def test_the_command_line_migrates_and_serves(tmp_path: Path, gateway_keys: Gate
     assert any(
         '"service":"product-service"' in line and "GET /products 401" in line for line in lines
     )
-
-
-def wait_for(url: str) -> httpx.Response:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            return httpx.get(url, timeout=2)
-        except httpx.TransportError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)

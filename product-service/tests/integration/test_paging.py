@@ -14,9 +14,9 @@ from sqlalchemy import insert, select
 
 from product_service.cursors import SORTS, sort_column
 from product_service.models import Product
-from product_service.testing import BACKENDS, Shop, migrated_database, running_shop
 from shop_common.database import create_engine
 from shop_common.testing import GatewayKeys
+from testsupport.product import BACKENDS, Shop, migrated_database, running_shop
 
 pytestmark = pytest.mark.anyio
 

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from product_service.testing import Shop
+from testsupport.product import Shop
 
 pytestmark = pytest.mark.anyio
 

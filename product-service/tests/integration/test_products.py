@@ -7,8 +7,8 @@ from datetime import datetime
 
 import pytest
 
-from product_service.testing import Shop
 from shop_common.testing import random_sku
+from testsupport.product import Shop
 
 pytestmark = pytest.mark.anyio
 

@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import event, text
 
 from product_service.cursors import SORTS
-from product_service.testing import Shop, migrated_database, running_shop
 from shop_common.testing import GatewayKeys
+from testsupport.product import Shop, migrated_database, running_shop
 
 pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
 

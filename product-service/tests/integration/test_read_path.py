@@ -10,7 +10,7 @@ from sqlalchemy.exc import DBAPIError
 
 from product_service import repository
 from product_service.schemas import ProductPublic
-from product_service.testing import Shop
+from testsupport.product import Shop
 
 pytestmark = pytest.mark.anyio
 

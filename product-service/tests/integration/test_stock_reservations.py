@@ -14,9 +14,9 @@ import orjson
 import pytest
 from sqlalchemy import text
 
-from product_service.testing import CallerAuth, Shop, running_shop
 from shop_common.credential import CredentialSigner
 from shop_common.testing import GatewayKeys
+from testsupport.product import CallerAuth, Shop, running_shop
 
 pytestmark = pytest.mark.anyio
 

