@@ -16,9 +16,9 @@ PYTEST := $(BIN)/pytest
 # unmeasured). Raise a floor as the package's coverage grows; a package without one of
 # its own gets COVERAGE_FLOOR.
 # Measured 2026-12-04 (full run, the three servers set): 92.3, 84.9, 88.0, 84.3 %.
-# shop-common then gained the shared CLI and migrate step (91.9 % in the CI run at 22:13,
-# before shop-common/tests/test_cli.py): its floor leaves half a point for that.
-COVERAGE_FLOOR_shop-common := 91.5
+# shop-common then gained the shared CLI and migrate step: 91.9 % at 22:13, 93.3 % at
+# 22:31 with shop-common/tests/test_cli.py.
+COVERAGE_FLOOR_shop-common := 92.5
 COVERAGE_FLOOR_auth-service := 84.5
 COVERAGE_FLOOR_product-service := 87.5
 # order-service arrived with the merge: 85.6 % from its own and product-service's suites.
