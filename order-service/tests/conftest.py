@@ -23,17 +23,10 @@ from order_service.main import create_app
 from shop_common.json_body import loads_exact
 from shop_common.testing import (
     GatewayKeys,
-    fresh_postgres_database,
-    postgres_base_url,
-    sqlite_url,
     write_credential_keys,
     write_gateway_keys,
 )
-
-BACKENDS = [
-    pytest.param("sqlite", id="sqlite"),
-    pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
-]
+from testsupport.databases import BACKENDS, migrated_database
 
 
 @dataclass
@@ -156,13 +149,8 @@ async def database_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[str]:
     """One database per backend for the whole run; tests use unique data, never cleanup."""
-    if request.param == "sqlite":
-        url = sqlite_url(tmp_path_factory.mktemp("db"), f"{uuid.uuid4().hex}.db")
-        await migrate_database(url)
-        yield url
-        return
-    async with fresh_postgres_database(postgres_base_url()) as url:
-        await migrate_database(url)
+    directory = tmp_path_factory.mktemp("db")
+    async for url in migrated_database(request.param, directory, migrate_database):
         yield url
 
 

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
-import pytest
 from fastapi import FastAPI
 
 from product_service.config import SERVICE_NAME, Settings
@@ -22,33 +21,21 @@ from shop_common.credential import CREDENTIAL_HEADER, Caller, CredentialSigner, 
 from shop_common.testing import (
     GatewayKeys,
     binding_of,
-    fresh_postgres_database,
-    postgres_base_url,
     random_sku,
-    sqlite_url,
     write_credential_keys,
 )
+from testsupport import databases
+from testsupport.databases import BACKENDS as BACKENDS  # product-service's tests use it
 
 if TYPE_CHECKING:
     from shop_common.tracing import Tracing
 
 ORDER_SERVICE = "order-service"
 
-BACKENDS = [
-    pytest.param("sqlite", id="sqlite"),
-    pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
-]
-
 
 async def migrated_database(backend: str, directory: Path) -> AsyncGenerator[str, None]:
-    """A new database at the latest migration: a SQLite file, or a fresh PostgreSQL one."""
-    if backend == "sqlite":
-        url = sqlite_url(directory, f"{uuid.uuid4().hex}.db")
-        await migrate_database(url)
-        yield url
-        return
-    async with fresh_postgres_database(postgres_base_url()) as url:
-        await migrate_database(url)
+    """A new product-service database at the latest migration, on `backend`."""
+    async for url in databases.migrated_database(backend, directory, migrate_database):
         yield url
 
 
