@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Header, Query, Request
 from pydantic import WithJsonSchema
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from order_service.cursors import MAX_CURSOR_LENGTH, InvalidCursor, OrderFilter, decode_cursor
 from order_service.exceptions import AuthenticationRequired, InvalidListQuery
@@ -16,31 +15,16 @@ from order_service.schemas import PublicStatus
 from order_service.service import Actor, ListRequest
 from order_service.stock import StockClient
 from shop_common.credential import Caller
-from shop_common.database import open_session
+from shop_common.dependencies import get_caller, get_session
 from shop_common.etags import Condition, parse_condition
 
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
 
 
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """Opens and closes only: the use cases commit, anything uncommitted is rolled back."""
-    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
-    async with open_session(sessionmaker) as session:
-        yield session
-
-
 async def get_stock(request: Request) -> StockClient:
     stock: StockClient = request.app.state.stock
     return stock
-
-
-async def get_caller(request: Request) -> Caller:
-    """The caller the gateway vouched for (GatewayGuard verified its credential)."""
-    caller = getattr(request.state, "caller", None)
-    if not isinstance(caller, Caller):
-        raise AuthenticationRequired("This service only accepts requests from the gateway.")
-    return caller
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]

@@ -7,12 +7,11 @@ thread on every request (9 % of a GET's CPU in the profile, docs/performance.md)
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Header, Query, Request
+from fastapi import Depends, Header, Query
 from pydantic import WithJsonSchema
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from product_service.cursors import (
     DEFAULT_SORT,
@@ -31,25 +30,9 @@ from product_service.prices import (
 )
 from product_service.service import Actor, ListRequest
 from shop_common.credential import Caller
-from shop_common.database import open_session
+from shop_common.dependencies import get_caller, get_session
 from shop_common.etags import Condition, parse_condition
 from shop_common.models import ALLOWED_IN_LONG_TEXT, has_control_character
-
-
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """Opens and closes only: service.py commits, anything uncommitted is rolled back."""
-    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
-    async with open_session(sessionmaker) as session:
-        yield session
-
-
-async def get_caller(request: Request) -> Caller:
-    """The caller the gateway vouched for (GatewayGuard verified its credential)."""
-    caller = getattr(request.state, "caller", None)
-    if not isinstance(caller, Caller):
-        raise AuthenticationRequired("This service only accepts requests from the gateway.")
-    return caller
-
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 CallerDep = Annotated[Caller, Depends(get_caller)]
