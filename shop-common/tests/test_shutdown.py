@@ -79,6 +79,44 @@ def test_a_second_signal_cuts_the_drain_short() -> None:
         process.wait()
 
 
+HANGING_CLEANUP = """
+import asyncio, sys
+from contextlib import asynccontextmanager
+from fastapi import FastAPI
+from shop_common.logging import configure_logging
+from shop_common.shutdown import serve
+
+@asynccontextmanager
+async def lifespan(app):
+    yield
+    await asyncio.Event().wait()  # a pool that never closes
+
+configure_logging("test")
+serve(FastAPI(lifespan=lifespan), drain_seconds=0, timeout_graceful_shutdown=1,
+      host="127.0.0.1", port=int(sys.argv[1]), log_config=None)
+"""
+
+
+def test_a_hanging_cleanup_does_not_keep_the_process_alive() -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-c", HANGING_CLEANUP, str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_until_answers(f"http://127.0.0.1:{port}/docs", process)
+        process.send_signal(signal.SIGTERM)
+        # Its budget: 1 s for requests, 1.5 s of cleanup.
+        output = process.communicate(timeout=15)[0].decode()
+    finally:
+        process.kill()
+        process.communicate()
+    assert process.returncode == -signal.SIGTERM, output
+    assert "shutdown exceeded its 2.5 s budget" in output
+    assert "lifespan" in output  # the stuck task is named, where it waits
+
+
 def test_what_exists_at_startup_is_frozen_out_of_garbage_collection() -> None:
     process, url = start(drain_seconds=0)
     try:

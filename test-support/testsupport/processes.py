@@ -91,7 +91,14 @@ class ServiceProcess:
 
     def wait_exit(self, timeout: float = 20) -> int:
         assert self.process is not None
-        return self.process.wait(timeout=timeout)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            # What it was doing is in its log (a stuck shutdown names its tasks there).
+            raise AssertionError(
+                f"{self.module} still running {timeout} s after the signal:\n"
+                + self.log.read_text()[-4000:]
+            ) from None
 
     def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
         wait_until_answers(

@@ -6,7 +6,9 @@ new requests elsewhere, while everything that still arrives is served and answer
 `Connection: close`, so kept-alive connections end one by one. After
 `shutdown_drain_seconds` uvicorn's own shutdown follows: it stops accepting, waits for
 in-flight requests (at most `shutdown_timeout_seconds`), runs the lifespan shutdown
-(pools closed) and exits. A second signal during the drain cuts it short.
+(pools closed) and exits. A second signal during the drain cuts it short. The whole
+shutdown is bounded: a lifespan cleanup that hangs (a pool that will not close) is given
+`CLEANUP_SECONDS`, its stuck tasks are logged, and the process exits anyway.
 docs/decisions/shutdown-drain.md has the reasoning and the timings.
 
 The draining flag is process-wide, as the signal that sets it is.
@@ -14,6 +16,7 @@ The draining flag is process-wide, as the signal that sets it is.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import socket
@@ -26,6 +29,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 logger = logging.getLogger(__name__)
 _drain = {"since": None}  # type: dict[str, float | None]
+# The lifespan cleanup's share of the stop, after in-flight requests had theirs: closing
+# pools takes milliseconds, and drain + timeout + this stays under the launcher's 10 s.
+CLEANUP_SECONDS = 1.5
 
 
 def draining() -> bool:
@@ -72,10 +78,37 @@ class DrainingServer(uvicorn.Server):
         gc.collect()
         gc.freeze()
 
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        budget = self.config.timeout_graceful_shutdown or 0
+        try:
+            await asyncio.wait_for(super().shutdown(sockets), budget + CLEANUP_SECONDS)
+        except TimeoutError:
+            # An orchestrator would SIGKILL us soon anyway; exiting now, with the stuck
+            # tasks in the log, is what lets the next engineer find the cause.
+            logger.error(
+                "shutdown exceeded its %.1f s budget; exiting without it",
+                budget + CLEANUP_SECONDS,
+                extra={"stuck_tasks": _stuck_tasks()},
+            )
+
     async def on_tick(self, counter: int) -> bool:
         if self._drain_until is not None and time.monotonic() >= self._drain_until:
             self.should_exit = True
         return await super().on_tick(counter)
+
+
+def _stuck_tasks() -> list[str]:
+    current = asyncio.current_task()
+    stuck = []
+    for task in asyncio.all_tasks():
+        if task is current or task.done():
+            continue
+        frames = task.get_stack(limit=3)
+        where = " < ".join(
+            f"{f.f_code.co_name} ({f.f_code.co_filename}:{f.f_lineno})" for f in frames
+        )
+        stuck.append(f"{task.get_name()}: {where}")
+    return stuck
 
 
 def serve(
