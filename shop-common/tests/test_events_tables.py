@@ -13,9 +13,11 @@ from sqlalchemy import Connection, MetaData
 from shop_common.database import create_engine
 from shop_common.events import inbox_table, outbox_table
 from shop_common.events.migrations import (
+    add_outbox_request_key,
     create_inbox_table,
     create_outbox_table,
     drop_inbox_table,
+    drop_outbox_request_key,
     drop_outbox_table,
 )
 
@@ -36,12 +38,15 @@ def differences(connection: Connection, migrate: Any) -> list[Any]:
 async def test_the_migration_helpers_create_the_tables_the_models_declare(
     database_url: str,
 ) -> None:
+    # The first version, then each later change, as a service's revisions apply them.
     def upgrade() -> None:
         create_outbox_table("svc_outbox")
+        add_outbox_request_key("svc_outbox")
         create_inbox_table("svc_inbox")
 
     def downgrade() -> None:
         drop_inbox_table("svc_inbox")
+        drop_outbox_request_key("svc_outbox")
         drop_outbox_table("svc_outbox")
 
     engine = create_engine(database_url)

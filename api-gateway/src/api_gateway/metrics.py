@@ -18,6 +18,11 @@ UPSTREAM_ERRORS = Counter(
     "Upstream exchanges that failed, by upstream and kind (connect, timeout, protocol)",
     ["upstream", "kind"],
 )
+UPSTREAM_RESENT = Counter(
+    "gateway_upstream_resent_total",
+    "Writes sent to another instance after theirs died with them in flight, by upstream",
+    ["upstream"],
+)
 UPSTREAM_DURATION = Histogram(
     "gateway_upstream_duration_seconds",
     "Time from sending a request upstream to its response head",

@@ -48,6 +48,10 @@ class Rule:
     # a client still sends there is ignored, so it can always log in or refresh again.
     reads_token: bool = True
     throttle: Throttle = Throttle.GENERAL
+    # A write the service applies at most once however often it is sent (it records the
+    # credential's jti with its event: shop_common.retried_writes): when its instance dies
+    # with it in flight, it is sent to another instance instead of being answered 502.
+    resendable: bool = False
 
 
 RULES: tuple[Rule, ...] = (
@@ -74,11 +78,11 @@ RULES: tuple[Rule, ...] = (
     Rule("GET", "/auth/users", Access.ADMIN, Service.AUTH),
     Rule("PATCH", "/auth/users/{id}", Access.ADMIN, Service.AUTH),
     Rule("GET", "/products", Access.PUBLIC, Service.PRODUCT),
-    Rule("POST", "/products", Access.AUTHENTICATED, Service.PRODUCT),
+    Rule("POST", "/products", Access.AUTHENTICATED, Service.PRODUCT, resendable=True),
     Rule("GET", "/products/{id}", Access.PUBLIC, Service.PRODUCT),
-    Rule("PUT", "/products/{id}", Access.AUTHENTICATED, Service.PRODUCT),
-    Rule("PATCH", "/products/{id}", Access.AUTHENTICATED, Service.PRODUCT),
-    Rule("DELETE", "/products/{id}", Access.ADMIN, Service.PRODUCT),
+    Rule("PUT", "/products/{id}", Access.AUTHENTICATED, Service.PRODUCT, resendable=True),
+    Rule("PATCH", "/products/{id}", Access.AUTHENTICATED, Service.PRODUCT, resendable=True),
+    Rule("DELETE", "/products/{id}", Access.ADMIN, Service.PRODUCT, resendable=True),
     Rule("POST", "/orders", Access.AUTHENTICATED, Service.ORDER),
     Rule("GET", "/orders", Access.AUTHENTICATED, Service.ORDER),
     Rule("GET", "/orders/{id}", Access.AUTHENTICATED, Service.ORDER),

@@ -106,9 +106,11 @@ class Proxy:
         body: bytes | None | Unread = Unread.BODY,
         email_retry_after: int | None = None,
         on_status: Callable[[int], Awaitable[None]] | None = None,
+        resendable: bool = False,
     ) -> None:
         """Forward the request and relay the response; `on_status` learns the upstream's
-        status before the client does (so a client's next request sees its effect)."""
+        status before the client does (so a client's next request sees its effect);
+        `resendable` writes go to another instance when theirs dies with them in flight."""
         sent = await self.read_whole_body(receive, headers) if body is Unread.BODY else body
         if identity is not None:
             self._check_still_valid(identity)
@@ -138,7 +140,9 @@ class Proxy:
         upstream = self._upstreams[service]
         sent_at = time.perf_counter()
         try:
-            response = await upstream.request(method, target, out, sent, timeout=self._timeout)
+            response = await upstream.request(
+                method, target, out, sent, timeout=self._timeout, resendable=resendable
+            )
         except ConnectFailed as exc:
             self._metrics.upstream_error(service, "connect")
             raise UpstreamUnavailable() from exc

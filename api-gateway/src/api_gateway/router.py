@@ -174,7 +174,15 @@ class Router:
         if rule.throttle is Throttle.GENERAL:
             with self._bulkheads.enter(method, rule.template, scope.get("query_string", b"")):
                 await self._proxy.forward(
-                    scope, receive, exchange, rule.service, path, headers, identity, client
+                    scope,
+                    receive,
+                    exchange,
+                    rule.service,
+                    path,
+                    headers,
+                    identity,
+                    client,
+                    resendable=rule.resendable,
                 )
         else:
             await self._forward_with_email_limits(

@@ -17,8 +17,13 @@ from api_gateway.connection import (
     UpstreamStalled,
     UpstreamTimedOut,
 )
+from api_gateway.metrics import UPSTREAM_RESENT
 from api_gateway.pool import Body, ConnectionPool, UpstreamResponse
+from shop_common.retried_writes import RETRY_HEADER
 
+# The mark of a write sent again; clients' own X-Gateway-* headers are dropped before
+# forwarding, so only the gateway can set it.
+RETRY_MARK = (RETRY_HEADER, b"1")
 SETTLE_LIMIT = 64 * 1024  # GET bodies up to this size are buffered whole (Upstream._attempt)
 
 __all__ = ["Body", "ConnectionPool", "Upstream", "UpstreamResponse", "fetch"]
@@ -31,6 +36,9 @@ class Upstream:
     another instance; a GET (the gateway forwards HEAD as GET) also when the instance
     broke before its response head, or stalled (no answer within STALL_SECONDS while it
     answered nothing else: a frozen process). See docs/decisions/gateway-balancing.md.
+    A `resendable` write whose instance broke before its response head is sent again too,
+    marked with X-Gateway-Retry: its service answers it from the first attempt if that
+    one committed (shop_common.retried_writes, docs/decisions/retried-writes.md).
     """
 
     def __init__(self, name: str, urls: Sequence[str]) -> None:
@@ -67,6 +75,7 @@ class Upstream:
         *,
         timeout: float,
         body_length: int | None = None,
+        resendable: bool = False,
     ) -> UpstreamResponse:
         pool = self._pick()
         if pool is None:
@@ -78,11 +87,15 @@ class Upstream:
                 pool, method, target, headers, body, timeout, body_length, stall
             )
         except (ConnectFailed, UpstreamTimedOut, UpstreamBroken) as exc:
-            if not _retryable(exc, method, body):
+            resend = resendable and _resendable(exc, body)
+            if not (resend or _retryable(exc, method, body)):
                 raise
             other = self._pick(exclude=pool)
             if other is None:
                 raise
+            if resend:
+                UPSTREAM_RESENT.labels(self.name).inc()
+                headers = [*headers, RETRY_MARK]
         return await self._attempt(other, method, target, headers, body, timeout, body_length, None)
 
     @staticmethod
@@ -133,6 +146,15 @@ def _retryable(exc: UpstreamError, method: bytes, body: Body) -> bool:
     # A timeout is not retried: the instance may still be working on it, and a second
     # wait would double the client's.
     return isinstance(exc, UpstreamBroken) and exc.before_response
+
+
+def _resendable(exc: UpstreamError, body: Body) -> bool:
+    """A write the instance may have committed before dying: sent again, marked."""
+    return (
+        isinstance(exc, UpstreamBroken)
+        and exc.before_response
+        and (body is None or isinstance(body, bytes))
+    )
 
 
 async def fetch(

@@ -21,6 +21,7 @@ pytestmark = pytest.mark.anyio
 class Instance:
     url: str
     hits: list[bytes] = field(default_factory=list)
+    heads: list[bytes] = field(default_factory=list)  # of the hits
     drop: bool = False  # close the connection without answering
     cut: bool = False  # close the connection halfway through the body
     ready: bool = True
@@ -53,6 +54,7 @@ async def instance() -> AsyncIterator[Instance]:
                     status = b"200 OK" if state.ready else b"503 Service Unavailable"
                 else:
                     state.hits.append(line)
+                    state.heads.append(head)
                     if state.drop:
                         break
                     if state.cut:
@@ -146,6 +148,32 @@ async def test_an_instance_that_drops_the_request_after_it_was_sent(
         upstream.close()
     assert len(dropping.hits) == 1
     assert len(healthy.hits) == (1 if retried else 0)
+
+
+async def test_a_resendable_write_dropped_after_it_was_sent_goes_to_another_marked() -> None:
+    """Its service applies it at most once (shop_common.retried_writes): the copy says
+    it is one, so the service looks for the first attempt's effect before applying it."""
+    async with instance() as dropping, instance() as healthy:
+        dropping.drop = True
+        upstream = Upstream("product-service", [dropping.url, healthy.url])
+        response = await upstream.request(b"POST", b"/x", [], b"{}", timeout=2, resendable=True)
+        response.release()
+        upstream.close()
+    assert response.status == 200
+    assert len(dropping.hits) == 1
+    assert b"x-gateway-retry" not in dropping.heads[0].lower()
+    assert b"\r\nx-gateway-retry: 1\r\n" in healthy.heads[0].lower()
+
+
+async def test_a_resendable_write_that_timed_out_is_not_sent_again() -> None:
+    """A timeout is not a death: the instance may still be applying it."""
+    async with instance() as frozen, instance() as healthy:
+        frozen.frozen = True
+        upstream = Upstream("product-service", [frozen.url, healthy.url])
+        with pytest.raises(UpstreamTimedOut):
+            await upstream.request(b"POST", b"/x", [], b"{}", timeout=0.5, resendable=True)
+        upstream.close()
+    assert (len(frozen.hits), len(healthy.hits)) == (1, 0)
 
 
 async def test_a_get_whose_instance_dies_mid_body_is_answered_by_another() -> None:

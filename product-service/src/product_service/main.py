@@ -11,12 +11,15 @@ from fastapi import FastAPI
 from product_service.config import SERVICE_NAME, Settings
 from product_service.consumers import EventWiring, event_runtime
 from product_service.db import MIGRATIONS_DIR, VERSION_TABLE, create_sessionmaker
+from product_service.models import OUTBOX_TABLE
+from product_service.replays import answer_of_first_attempt
 from product_service.router import router
 from product_service.stock.router import ORDER_SERVICE
 from product_service.stock.router import router as stock_router
 from shop_common.callers import credential_verifier
 from shop_common.database import create_engine, engine_options, schema_state
 from shop_common.health import health_router
+from shop_common.retried_writes import replay_from_outbox
 from shop_common.service_app import install_service_defaults
 
 if TYPE_CHECKING:
@@ -74,7 +77,13 @@ def create_app(
         redirect_slashes=False,
     )
     app.state.settings = settings
-    install_service_defaults(app, settings=settings, verifier=verifier, tracing=tracing)
+    install_service_defaults(
+        app,
+        settings=settings,
+        verifier=verifier,
+        tracing=tracing,
+        replay=replay_from_outbox(lambda: app.state.engine, OUTBOX_TABLE, answer_of_first_attempt),
+    )
 
     async def check_ready() -> dict[str, str]:
         state = await schema_state(app.state.engine, MIGRATIONS_DIR, VERSION_TABLE)

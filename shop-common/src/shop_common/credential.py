@@ -25,7 +25,7 @@ import hashlib
 import secrets
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import orjson
@@ -70,6 +70,10 @@ class Caller:
     email_retry_after: int | None = None
     issuer: str = GATEWAY
     deadline: float | None = None
+    # The credential's `jti` (set by the verifier): unique to the request, and the same when
+    # the gateway sends the very request again after its first instance died with it.
+    # Not part of who the caller is: two credentials for the same caller compare equal.
+    credential_id: str | None = field(default=None, compare=False)
 
     @property
     def is_admin(self) -> bool:
@@ -303,6 +307,7 @@ def _caller_of(claims: Mapping[str, Any]) -> Caller:
         email_retry_after=_optional_int(claims.get("era")),
         issuer=claims["iss"],
         deadline=_deadline_of(claims.get("dl")),
+        credential_id=jti if isinstance(jti := claims.get("jti"), str) else None,
     )
 
 

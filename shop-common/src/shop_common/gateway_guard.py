@@ -4,7 +4,9 @@ The credential must be bound to this very request (method, path, query, X-Reques
 and minted by a caller the route accepts (shop_common.callers): the gateway for every
 route unless the route names others. A request whose credential's deadline has passed
 is answered 503 with Retry-After before any work (its minter has given up on it); else
-the deadline holds for the request (shop_common.deadline).
+the deadline holds for the request (shop_common.deadline). A write the gateway sends
+again (its first instance died with it in flight) is answered from its first attempt when
+that one committed (shop_common.retried_writes).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from shop_common.credential import (
 from shop_common.deadline import request_deadline
 from shop_common.logging import log_security_event, user_id_var
 from shop_common.problems import PROBLEM_CONTENT_TYPE, problem_body
+from shop_common.request_context import request_key_var
+from shop_common.retried_writes import ReplayLookup, is_retry
 
 logger = logging.getLogger(__name__)
 OPEN_PATHS = frozenset({"/health", "/ready", "/metrics"})
@@ -39,10 +43,16 @@ class GatewayGuard:
     route does not accept the credential's minter)."""
 
     def __init__(
-        self, app: ASGIApp, *, verifier: CredentialVerifier, routes: Iterable[BaseRoute] = ()
+        self,
+        app: ASGIApp,
+        *,
+        verifier: CredentialVerifier,
+        routes: Iterable[BaseRoute] = (),
+        replay: ReplayLookup | None = None,
     ) -> None:
         self.app = app
         self.verifier = verifier
+        self.replay = replay
         # Built with the middleware stack, when every route is in place.
         self.rules = CallerRules(routes)
         missing = self.rules.issuers - verifier.issuers
@@ -102,11 +112,27 @@ class GatewayGuard:
             return
         scope.setdefault("state", {})["caller"] = caller
         user_id_var.set(caller.user_id)
-        token = request_deadline.set(caller.deadline)
+        key = caller.credential_id
+        if self.replay is not None and key is not None and is_retry(method, scope["headers"]):
+            try:
+                answer = await self.replay(key)
+            except Exception:
+                # Not knowing whether the first attempt committed, applying it again could
+                # apply it twice: refuse, the client may retry.
+                logger.exception("cannot look up a retried write's first attempt")
+                await _refuse(send, 503, "The service cannot serve this now.", retry_after=True)
+                return
+            if answer is not None:
+                logger.info("retried write answered from its first attempt: %s %s", method, path)
+                await answer(scope, receive, send)
+                return
+        deadline = request_deadline.set(caller.deadline)
+        applied = request_key_var.set(key)
         try:
             await self.app(scope, receive, send)
         finally:
-            request_deadline.reset(token)
+            request_key_var.reset(applied)
+            request_deadline.reset(deadline)
 
 
 async def _refuse(send: Send, status: int, detail: str, *, retry_after: bool = False) -> None:

@@ -20,6 +20,9 @@ access_log = logging.getLogger("access")
 request_headers_var: ContextVar[list[tuple[bytes, bytes]] | None] = ContextVar(
     "request_headers", default=None
 )
+# The credential id (`jti`) of the request being handled: each event it records carries
+# it, so a write the gateway sends again is recognised (shop_common.retried_writes).
+request_key_var: ContextVar[str | None] = ContextVar("request_key", default=None)
 
 
 def sane_request_id(value: bytes | None) -> str:

@@ -13,6 +13,7 @@ from shop_common.json_body import JsonBodyGuard
 from shop_common.metrics import MetricsMiddleware, metrics_endpoint
 from shop_common.problems import install_problem_handlers, problem_response
 from shop_common.request_context import RequestContextMiddleware
+from shop_common.retried_writes import ReplayLookup
 from shop_common.settings import ServiceSettings
 from shop_common.shutdown import CloseWhileDraining
 
@@ -48,9 +49,11 @@ def install_service_defaults(
     settings: ServiceSettings,
     verifier: CredentialVerifier,
     tracing: Tracing | None = None,
+    replay: ReplayLookup | None = None,
 ) -> None:
     """Problem handlers (503 for a lost database), request ids, metrics, the guards;
-    traces when OTEL_EXPORTER_OTLP_ENDPOINT is set (or `tracing` is given, in tests)."""
+    traces when OTEL_EXPORTER_OTLP_ENDPOINT is set (or `tracing` is given, in tests);
+    `replay` answers writes the gateway sends again (shop_common.retried_writes)."""
     install_problem_handlers(app)
     app.add_exception_handler(405, method_not_allowed)
     # Imported here: the gateway imports this module (PROBLEM_SCHEMA) and has no database.
@@ -62,7 +65,7 @@ def install_service_defaults(
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     # Added innermost first: a request meets them in the reverse order.
     app.add_middleware(JsonBodyGuard, max_bytes=settings.max_body_bytes, exempt_paths=frozenset())
-    app.add_middleware(GatewayGuard, verifier=verifier, routes=app.router.routes)
+    app.add_middleware(GatewayGuard, verifier=verifier, routes=app.router.routes, replay=replay)
     app.add_middleware(MetricsMiddleware)
     _install_tracing(app, settings, tracing)
     app.add_middleware(RequestContextMiddleware)

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from shop_common.events.envelope import Event, dump_json
 from shop_common.events.tables import DEFAULT_OUTBOX_TABLE, outbox_table
+from shop_common.request_context import request_key_var
 
 _PENDING_KEY = "shop_events_pending"
 # Table objects for inserting into a service's outbox (the same schema under its name).
@@ -39,7 +40,8 @@ def register_waker(waker: Wakeable) -> None:
     _WAKERS.add(waker)
 
 
-def _table(name: str) -> Table:
+def outbox_table_named(name: str) -> Table:
+    """The outbox table of that name (one Table object per name, for statements)."""
     if name not in _TABLES:
         _TABLES[name] = outbox_table(MetaData(), name)
     return _TABLES[name]
@@ -85,7 +87,7 @@ async def record_event(
         **fields,
     )
     await session.execute(
-        insert(_table(table)).values(
+        insert(outbox_table_named(table)).values(
             id=str(recorded.id),
             type=recorded.type,
             source=recorded.source,
@@ -93,6 +95,7 @@ async def record_event(
             occurred_at=recorded.occurred_at,
             data=dump_json(recorded.data).decode(),
             traceparent=recorded.traceparent,
+            request_key=request_key_var.get(),
         )
     )
     session.info[_PENDING_KEY] = True

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from shop_common.database import UtcDateTime
 from shop_common.events import metrics
 from shop_common.events.envelope import MSG_ID_HEADER, TRACEPARENT_HEADER, TYPE_HEADER
-from shop_common.events.outbox import _table, register_waker
+from shop_common.events.outbox import outbox_table_named, register_waker
 from shop_common.events.tables import DEFAULT_OUTBOX_TABLE
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ class OutboxRelay:
     ) -> None:
         self.engine = engine
         self.source = source
-        self.table = _table(table)
+        self.table = outbox_table_named(table)
         self.batch_size = batch_size
         self.poll_seconds = poll_seconds
         self.publish_timeout = publish_timeout

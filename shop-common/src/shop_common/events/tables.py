@@ -43,6 +43,9 @@ def outbox_elements(name: str) -> list[SchemaItem]:
         Column("data", Text(), nullable=False),
         Column("traceparent", String(55), nullable=True),
         Column("published_at", UtcDateTime(), nullable=True),
+        # The credential id of the request that wrote it (none for background work): how a
+        # write the gateway sends again is recognised (shop_common.retried_writes).
+        Column("request_key", String(64), nullable=True),
         PrimaryKeyConstraint("position", name=f"pk_{name}"),
         UniqueConstraint("id", name=f"uq_{name}_id"),
     ]
@@ -50,6 +53,10 @@ def outbox_elements(name: str) -> list[SchemaItem]:
 
 def unpublished_index_name(name: str) -> str:
     return f"ix_{name}_unpublished"
+
+
+def request_key_index_name(name: str) -> str:
+    return f"ix_{name}_request_key"
 
 
 def outbox_table(metadata: MetaData, name: str = DEFAULT_OUTBOX_TABLE) -> Table:
@@ -63,6 +70,9 @@ def outbox_table(metadata: MetaData, name: str = DEFAULT_OUTBOX_TABLE) -> Table:
         postgresql_where=column("published_at").is_(None),
         sqlite_where=column("published_at").is_(None),
     )
+    # One event of a kind per request: two attempts of one write can never both commit.
+    # Rows without a key (NULL) never collide.
+    Index(request_key_index_name(name), table.c.request_key, table.c.type, unique=True)
     return table
 
 
