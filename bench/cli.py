@@ -251,6 +251,10 @@ async def main_async(options: Options) -> None:
         else:
             with tempfile.TemporaryDirectory(prefix="shop-bench-") as workdir:
                 await bench(system, options, binary, Path(workdir))
+    except BenchError:
+        if launch is not None:
+            launch.say_errors()  # what the services logged about it, before the logs go
+        raise
     finally:
         if launch is not None:
             say("stopping the system and dropping its databases")

@@ -234,6 +234,16 @@ class Launch:
         self.system.ready_cpu_s = sum(value for value in spent if value is not None)
         return self.system
 
+    def say_errors(self) -> None:
+        """The error lines each service logged (five at most, whole), said before stop()
+        deletes the logs: a failed run is diagnosed from them."""
+        for name in SERVICES:
+            with contextlib.suppress(OSError):
+                text = self._log(name).read_text(errors="replace")
+                errors = [line for line in text.splitlines() if '"level":"ERROR"' in line]
+                for line in errors[:5]:
+                    say(f"  {name} logged: {line[:4000]}")
+
     def _log(self, name: str) -> Path:
         return self.workdir / f"{name}.log"
 
