@@ -9,6 +9,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
@@ -18,6 +19,7 @@ from sqlalchemy import String, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from shop_common.abandon import AbandonGuard
 from shop_common.credential import (
     CREDENTIAL_HEADER,
     Caller,
@@ -25,7 +27,12 @@ from shop_common.credential import (
     CredentialVerifier,
     RequestBinding,
 )
-from shop_common.database import create_engine, install_database_error_handler, open_session
+from shop_common.database import (
+    create_engine,
+    install_database_error_handler,
+    may_commit_alone,
+    open_session,
+)
 from shop_common.deadline import RequestDeadlinePassed, request_deadline, time_left
 from shop_common.gateway_guard import GatewayGuard
 from shop_common.problems import install_problem_handlers
@@ -208,3 +215,39 @@ async def test_a_write_within_its_deadline_is_applied(database: Database) -> Non
     response = await post(app, name, deadline=time.time() + 30)
     assert response.status_code == 201
     assert await database.count(name) == 1
+
+
+def test_a_statement_commits_alone_only_if_it_cannot_outlive_the_deadline() -> None:
+    """An autocommit statement has no COMMIT to check: PostgreSQL's statement_timeout is
+    what bounds it, so it must end before the deadline can pass."""
+    assert request_deadline.get() is None  # not in a request, or no deadline given
+    assert may_commit_alone(statement_timeout=5.0)
+    with deadline_in(8.0):
+        assert may_commit_alone(statement_timeout=5.0)
+    with deadline_in(4.0):
+        assert not may_commit_alone(statement_timeout=5.0)
+    with deadline_in(-1.0):
+        assert not may_commit_alone(statement_timeout=5.0)
+
+
+async def test_a_write_whose_client_left_never_commits_alone() -> None:
+    seen: list[bool] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await receive()  # the body
+        await asyncio.sleep(0.05)  # the client leaves meanwhile
+        seen.append(may_commit_alone(statement_timeout=5.0))
+
+    messages: list[dict[str, Any]] = [
+        {"type": "http.request", "body": b"{}"},
+        {"type": "http.disconnect"},
+    ]
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0)
+
+    async def send(_: Any) -> None:
+        return None
+
+    await AbandonGuard(app)({"type": "http", "method": "POST"}, receive, send)
+    assert seen == [False]

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from product_service.config import SERVICE_NAME
 from product_service.models import OUTBOX_TABLE
 from shop_common.events import StreamSpec, record_event
+from shop_common.events.outbox import event_parameters
 
 PRODUCTS_STREAM = StreamSpec(name="PRODUCTS", subjects=("products.>",))
 
@@ -29,4 +30,12 @@ async def record_product_event(session: AsyncSession, kind: str, data: Mapping[s
         type=f"product.{kind}",
         data=data,
         table=OUTBOX_TABLE,
+    )
+
+
+def product_event_parameters(kind: str, data: Mapping[str, Any]) -> dict[str, Any]:
+    """The same event's values for a statement that writes the change and the event at
+    once (repository.insert_product_with_event)."""
+    return event_parameters(
+        source=SERVICE_NAME, subject=f"products.{kind}", type=f"product.{kind}", data=data
     )

@@ -51,6 +51,9 @@ def create_app(
         app.state.engine = engine
         # The same pool, its connections outside any transaction (single-SELECT routes).
         app.state.read_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        # A write and its event as one statement needs PostgreSQL's data-modifying WITH.
+        postgres = engine.dialect.name == "postgresql"
+        app.state.one_statement_engine = app.state.read_engine if postgres else None
         sessionmaker = create_sessionmaker(engine)
         app.state.sessionmaker = sessionmaker
         async with AsyncExitStack() as stack:

@@ -20,6 +20,7 @@ from product_service.dependencies import (
 from product_service.documents import ID, VERSION, page_json, product_json
 from product_service.exceptions import ProductNotFound
 from product_service.schemas import ProductCreate, ProductPage, ProductPublic, ProductUpdate
+from shop_common.database import may_commit_alone
 from shop_common.etags import entity_tag as product_etag
 from shop_common.etags import parse_condition
 from shop_common.json_body import JsonRoute
@@ -180,13 +181,27 @@ async def get_product(
         **problem_responses(*_BODY_PROBLEMS, why={409: _WRITE_PROBLEMS[409]}),
     },
 )
-async def create_product(data: ProductCreate, actor: ActorDep, session: SessionDep) -> Response:
+async def create_product(
+    data: ProductCreate, actor: ActorDep, session: SessionDep, request: Request
+) -> Response:
     """Create a product owned by the caller; `Location` and `ETag` name it."""
-    row = await service.create_product(session, actor=actor, data=data)
+    row = await service.create_product(
+        session, actor=actor, data=data, autocommit=_one_statement_engine(request)
+    )
     headers = {"Location": f"/products/{row[ID]}", "ETag": product_etag(row[ID], row[VERSION])}
     return Response(
         product_json(row), status_code=201, media_type="application/json", headers=headers
     )
+
+
+def _one_statement_engine(request: Request) -> AsyncEngine | None:
+    """The autocommit engine, when this write may be one statement that commits as it
+    runs (PostgreSQL, and time enough before the request's deadline)."""
+    engine: AsyncEngine | None = request.app.state.one_statement_engine
+    if engine is None:
+        return None
+    timeout = request.app.state.settings.database_statement_timeout_seconds
+    return engine if may_commit_alone(timeout) else None
 
 
 @router.put(

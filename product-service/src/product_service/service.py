@@ -10,12 +10,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from product_service import repository
 from product_service.cursors import Position, ProductFilter, Sort, encode_cursor, sort_column
 from product_service.documents import COLUMNS, ID, product_document, product_row
-from product_service.events import record_product_event
+from product_service.events import product_event_parameters, record_product_event
 from product_service.exceptions import (
     NotProductOwner,
     PreconditionFailed,
@@ -69,10 +69,17 @@ def parse_product_id(text: str) -> uuid.UUID:
 
 
 async def create_product(
-    session: AsyncSession, *, actor: Actor, data: ProductCreate
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    data: ProductCreate,
+    autocommit: AsyncEngine | None = None,
 ) -> tuple[Any, ...]:
     """The new product's row (documents.COLUMNS order): one INSERT of values computed here
-    (no ORM object, no flush, nothing to read back) and its outbox row, one commit."""
+    (no ORM object, no flush, nothing to read back) and its outbox row, one commit.
+
+    With `autocommit` (PostgreSQL, and a request that may commit alone:
+    shop_common.database.may_commit_alone) both are one statement, one round trip."""
     now = datetime.now(UTC)
     values = {
         "id": uuid.uuid4(),
@@ -83,6 +90,13 @@ async def create_product(
         **_replacement(data),
     }
     row = tuple(values[name] for name in COLUMNS)
+    if autocommit is not None:
+        event = product_event_parameters("created", product_document(row))
+        try:
+            await repository.insert_product_with_event(autocommit, values, event)
+        except IntegrityError:
+            raise SkuAlreadyUsed("Another product already has this SKU.") from None
+        return row
     try:
         await repository.insert_product(session, values)
         await record_product_event(session, "created", product_document(row))

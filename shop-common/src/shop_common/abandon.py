@@ -79,9 +79,14 @@ class AbandonGuard:
                     await watcher
 
 
-def _refuse_abandoned_commit(_session: Any) -> None:
+def client_gone() -> bool:
+    """The client of the write being handled has disconnected."""
     client = _client.get()
-    if client is not None and client.gone:
+    return client is not None and client.gone
+
+
+def _refuse_abandoned_commit(_session: Any) -> None:
+    if client_gone():
         raise RequestAbandoned("The client left before the write was committed.")
 
 

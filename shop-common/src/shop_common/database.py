@@ -30,7 +30,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engin
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
-from shop_common.deadline import RequestDeadlinePassed, request_deadline
+from shop_common.abandon import client_gone
+from shop_common.deadline import RequestDeadlinePassed, request_deadline, time_left
 from shop_common.fair_pool import FairAsyncQueuePool
 from shop_common.pool_metrics import watch_pool
 from shop_common.problems import problem_response
@@ -163,6 +164,18 @@ def _refuse_commit_past_deadline(session: Session) -> None:
         raise RequestDeadlinePassed(
             "The request's deadline passed before its write was committed; it was not applied."
         )
+
+
+def may_commit_alone(statement_timeout: float) -> bool:
+    """Whether this request may run a statement that commits as it runs (autocommit, one
+    round trip) instead of a transaction whose COMMIT is checked first (the deadline
+    hook above, AbandonGuard's): only while PostgreSQL's statement_timeout would cancel
+    the statement before the request's deadline, and while its client is still there.
+    Else the caller takes the transaction."""
+    left = time_left()
+    if left is not None and left <= statement_timeout:
+        return False
+    return not client_gone()
 
 
 def refuse_commits_past_deadline() -> None:
