@@ -29,13 +29,14 @@ _CREATED, _UPDATED = _AT["created_at"], _AT["updated_at"]
 _OPTIONS = orjson.OPT_UTC_Z
 
 
-def timestamp(moment: datetime) -> datetime | str:
+def timestamp(moment: datetime | str) -> datetime | str:
     """What orjson should write for a UTC timestamp: always six digits of microseconds.
 
     orjson writes `…T09:30:00.123456Z` itself but drops a zero fraction (`…T09:30:00Z`);
-    that one case in a million is formatted here, as RFC 3339 with microseconds.
+    that one case in a million is formatted here, as RFC 3339 with microseconds. Text is
+    a timestamp PostgreSQL already wrote that way (a list page, repository.list_statement).
     """
-    if moment.microsecond:
+    if isinstance(moment, str) or moment.microsecond:
         return moment
     return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 

@@ -15,6 +15,7 @@ from product_service.dependencies import (
     IfNoneMatchDep,
     ListRequestDep,
     SessionDep,
+    parse_list_query,
     require_admin,
 )
 from product_service.documents import ID, VERSION, page_json, product_json
@@ -75,8 +76,52 @@ _WRITE_PROBLEMS = {
 }
 
 
-@router.get(
+_Endpoint = Callable[..., Coroutine[Any, Any, Response]]
+# How a lean route calls its endpoint: the arguments taken from the request directly.
+_Call = Callable[[_Endpoint, Request], Coroutine[Any, Any, Response]]
+
+
+def _lean_get(path: str, call: _Call, **options: Any) -> Callable[[_Endpoint], _Endpoint]:
+    """A GET route documented from the endpoint's signature like any route, whose requests
+    `call` the endpoint itself, without FastAPI's dependency solving and parameter
+    validation: most of what a thin FastAPI route costs beyond the query
+    (docs/decisions/product-service-read-path.md). Everything outside the route (request
+    id, access log, metrics, the gateway credential check, problem handlers) is as for
+    any route."""
+
+    class LeanRoute(JsonRoute):
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+            endpoint = self.endpoint
+
+            async def lean_handler(request: Request) -> Response:
+                return await call(endpoint, request)
+
+            return lean_handler
+
+    def register(endpoint: _Endpoint) -> _Endpoint:
+        router.add_api_route(
+            path, endpoint, methods=["GET"], route_class_override=LeanRoute, **options
+        )
+        return endpoint
+
+    return register
+
+
+async def _call_with_list_query(endpoint: _Endpoint, request: Request) -> Response:
+    # The seven query parameters parsed and checked in one pass (dependencies.py).
+    response: Response = await endpoint(request, await parse_list_query(request.query_params))
+    return response
+
+
+async def _call_with_id(endpoint: _Endpoint, request: Request) -> Response:
+    lines = request.headers.getlist("if-none-match")
+    response: Response = await endpoint(request.path_params["id"], request, parse_condition(lines))
+    return response
+
+
+@_lean_get(
     "",
+    _call_with_list_query,
     response_model=ProductPage,
     operation_id="listProducts",
     summary="List products",
@@ -103,40 +148,9 @@ async def list_products(request: Request, parameters: ListRequestDep) -> Respons
     return Response(page_json(page.items, page.next_cursor), media_type="application/json")
 
 
-class _LeanReadRoute(JsonRoute):
-    """GET /products/{id}: documented from the endpoint's signature like any route, but a
-    request calls the endpoint itself (the path's id, the raw If-None-Match lines),
-    without FastAPI's dependency solving and header validation, most of what a thin
-    FastAPI route costs beyond the query (docs/decisions/product-service-read-path.md)."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        endpoint = self.endpoint
-
-        async def lean_handler(request: Request) -> Response:
-            lines = request.headers.getlist("if-none-match")
-            response: Response = await endpoint(
-                request.path_params["id"], request, parse_condition(lines)
-            )
-            return response
-
-        return lean_handler
-
-
-def _lean_get(path: str, **options: Any) -> Callable[[_Endpoint], _Endpoint]:
-    def register(endpoint: _Endpoint) -> _Endpoint:
-        router.add_api_route(
-            path, endpoint, methods=["GET"], route_class_override=_LeanReadRoute, **options
-        )
-        return endpoint
-
-    return register
-
-
-_Endpoint = Callable[..., Coroutine[Any, Any, Response]]
-
-
 @_lean_get(
     "/{id}",
+    _call_with_id,
     response_model=ProductPublic,
     operation_id="getProduct",
     summary="Get a product",

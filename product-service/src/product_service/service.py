@@ -126,7 +126,10 @@ async def list_products(connection: AsyncConnection, *, request: ListRequest) ->
     next_cursor = None
     if len(rows) > request.limit:  # one row beyond the page: another page exists
         last = items[-1]
-        position = Position(value=last[COLUMNS.index(sort_column(request.sort))], id=last[ID])
+        value = last[COLUMNS.index(sort_column(request.sort))]
+        if isinstance(value, str) and request.sort.endswith("created_at"):
+            value = datetime.fromisoformat(value)  # PostgreSQL's text (list_statement)
+        position = Position(value=value, id=last[ID])
         next_cursor = encode_cursor(request.sort, request.filters, position)
     return Page(items=items, next_cursor=next_cursor)
 

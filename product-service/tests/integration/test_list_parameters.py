@@ -155,3 +155,27 @@ async def test_a_tampered_cursor_gets_422(shop: Shop) -> None:
 async def test_raw_query_bytes_never_cause_a_500(shop: Shop, query: str) -> None:
     response = await shop.client.get("/products?" + query, headers=shop.anonymous())
     assert response.status_code in (200, 422)
+
+
+async def test_the_openapi_document_lists_every_parameter_with_its_schema(shop: Shop) -> None:
+    # The route parses its query itself (parse_list_query); its documentation still comes
+    # from list_request's signature.
+    document = (await shop.client.get("/openapi.json", headers=shop.anonymous())).json()
+    parameters = document["paths"]["/products"]["get"]["parameters"]
+    schemas = {parameter["name"]: parameter["schema"] for parameter in parameters}
+    assert {parameter["in"] for parameter in parameters} == {"query"}
+    assert list(schemas) == ["limit", "cursor", "q", "min_price", "max_price", "owner_id", "sort"]
+    assert (schemas["limit"]["minimum"], schemas["limit"]["maximum"]) == (1, 100)
+    assert schemas["limit"]["default"] == 20
+    assert schemas["cursor"]["anyOf"][0]["maxLength"] == 4096
+    assert schemas["q"]["anyOf"][0]["maxLength"] == 200
+    assert schemas["owner_id"]["anyOf"][0]["format"] == "uuid"
+    assert schemas["sort"]["enum"] == [
+        "created_at",
+        "-created_at",
+        "price",
+        "-price",
+        "name",
+        "-name",
+    ]
+    assert schemas["sort"]["default"] == "-created_at"

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
+import orjson
 import pytest
+from sqlalchemy import update
 from sqlalchemy.exc import DBAPIError
 
 from product_service import repository
+from product_service.models import Product
 from product_service.schemas import ProductPublic
 from testsupport.product import Shop
 
@@ -134,3 +138,52 @@ async def test_a_price_range_beyond_32_bits_lists_the_dearest_product(shop: Shop
 
     assert response.status_code == 200
     assert dear in response.json()["items"]
+
+
+@pytest.mark.parametrize(
+    "truncate",
+    [
+        pytest.param(False, id="microseconds"),
+        pytest.param(True, id="timestamps-without-a-fraction"),
+    ],
+)
+@pytest.mark.parametrize("sort", ["-created_at", "created_at", "name"])
+async def test_a_list_item_is_byte_for_byte_the_product_read_by_id(
+    shop: Shop, truncate: bool, sort: str
+) -> None:
+    # On PostgreSQL a page's timestamps are written by the database (to_char), a single
+    # read's by orjson from the row: the two must agree, and the cursor must still work.
+    owner = uuid.uuid4()
+    created = [
+        await shop.create(shop.as_user(str(owner)), name=name, price=0.1)
+        for name in ("Lamp A", "Lamp B", "Lamp C")
+    ]
+    if truncate:
+        async with shop.app.state.read_engine.begin() as connection:
+            for product in created:
+                moment = datetime.fromisoformat(product["created_at"]).replace(microsecond=0)
+                await connection.execute(
+                    update(Product)
+                    .where(Product.id == uuid.UUID(product["id"]))
+                    .values(created_at=moment, updated_at=moment)
+                )
+    items: list[dict[str, Any]] = []
+    params = {"owner_id": str(owner), "sort": sort, "limit": "2"}
+    cursor = None
+    for _ in range(3):
+        page = await shop.client.get(
+            "/products",
+            params={**params, **({"cursor": cursor} if cursor else {})},
+            headers=shop.anonymous(),
+        )
+        assert page.status_code == 200, page.text
+        items += page.json()["items"]
+        cursor = page.json()["next_cursor"]
+        if cursor is None:
+            break
+
+    assert len({item["id"] for item in items}) == 3
+    for item in items:
+        read = await shop.client.get(f"/products/{item['id']}", headers=shop.anonymous())
+        assert orjson.dumps(item) == read.content
+        assert item["created_at"].endswith(".000000Z") == truncate
