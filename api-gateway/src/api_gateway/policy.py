@@ -48,9 +48,10 @@ class Rule:
     # a client still sends there is ignored, so it can always log in or refresh again.
     reads_token: bool = True
     throttle: Throttle = Throttle.GENERAL
-    # A write the service applies at most once however often it is sent (it records the
-    # credential's jti with its event: shop_common.retried_writes): when its instance dies
-    # with it in flight, it is sent to another instance instead of being answered 502.
+    # A write the service applies at most once however often it is sent: product writes
+    # record the credential's jti with their event (shop_common.retried_writes), and
+    # POST /orders carries the client's Idempotency-Key. When its instance dies with it
+    # in flight, it is sent to another instance instead of being answered 502.
     resendable: bool = False
 
 
@@ -83,7 +84,7 @@ RULES: tuple[Rule, ...] = (
     Rule("PUT", "/products/{id}", Access.AUTHENTICATED, Service.PRODUCT, resendable=True),
     Rule("PATCH", "/products/{id}", Access.AUTHENTICATED, Service.PRODUCT, resendable=True),
     Rule("DELETE", "/products/{id}", Access.ADMIN, Service.PRODUCT, resendable=True),
-    Rule("POST", "/orders", Access.AUTHENTICATED, Service.ORDER),
+    Rule("POST", "/orders", Access.AUTHENTICATED, Service.ORDER, resendable=True),
     Rule("GET", "/orders", Access.AUTHENTICATED, Service.ORDER),
     Rule("GET", "/orders/{id}", Access.AUTHENTICATED, Service.ORDER),
     Rule("POST", "/orders/{id}/cancel", Access.AUTHENTICATED, Service.ORDER),

@@ -211,3 +211,16 @@ def test_token_exchange_routes_ignore_the_authorization_header() -> None:
 def test_a_malformed_table_is_refused(rules: list[Rule]) -> None:
     with pytest.raises(ValueError):
         PolicyTable(rules)
+
+
+def test_only_writes_applied_at_most_once_are_resent() -> None:
+    """A resend of any other write could apply it twice (auth's refresh would look like a
+    reused token; an order action would be answered 409 after it was applied)."""
+    resendable = {(rule.method, rule.template) for rule in RULES if rule.resendable}
+    assert resendable == {
+        ("POST", "/products"),  # its event records the credential's jti
+        ("PUT", "/products/{id}"),
+        ("PATCH", "/products/{id}"),
+        ("DELETE", "/products/{id}"),
+        ("POST", "/orders"),  # its Idempotency-Key, required
+    }
