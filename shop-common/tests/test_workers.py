@@ -1,0 +1,185 @@
+"""Several workers on one port: real processes, real signals, metrics that add up."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from testsupport.processes import free_port, wait_until_answers
+
+APP_MODULE = """
+import os
+from fastapi import FastAPI
+from shop_common.health import health_router
+from shop_common.metrics import MetricsMiddleware, metrics_endpoint
+from shop_common.shutdown import CloseWhileDraining
+
+async def check_ready():
+    return {"database": "ok"}
+
+def create_app():
+    app = FastAPI()
+    app.include_router(health_router(check_ready))
+    app.add_route("/metrics", metrics_endpoint)
+
+    @app.get("/pid")
+    async def pid():
+        return os.getpid()
+
+    app.add_middleware(MetricsMiddleware)
+    app.add_middleware(CloseWhileDraining)
+    return app
+"""
+
+SERVE = """
+import sys
+from shop_common.logging import configure_logging
+from shop_common.shutdown import serve
+
+configure_logging("test")
+sys.exit(serve("workers_app:create_app", factory=True, workers=int(sys.argv[2]),
+               drain_seconds=float(sys.argv[3]), timeout_graceful_shutdown=2,
+               host="127.0.0.1", port=int(sys.argv[1]), log_config=None))
+"""
+
+
+@dataclass
+class Served:
+    process: subprocess.Popen[bytes]
+    url: str
+    log: Path
+    asked: int = 0
+
+    def output(self) -> str:
+        return self.log.read_text()[-4000:]
+
+    def pid(self) -> int:
+        """The worker that answers a request on a fresh connection."""
+        self.asked += 1
+        pid: int = httpx.get(f"{self.url}/pid", timeout=5).json()
+        return pid
+
+    def worker_pids(self, workers: int) -> set[int]:
+        """Ask on fresh connections until `workers` different processes have answered."""
+        seen: set[int] = set()
+        for _ in range(500):  # a bound on asking, not a time: the kernel picks the worker
+            seen.add(self.pid())
+            if len(seen) == workers:
+                return seen
+        raise AssertionError(f"only {sorted(seen)} answered:\n{self.output()}")
+
+
+Start = Callable[..., Served]
+
+
+@pytest.fixture
+def serve_workers(tmp_path: Path) -> Iterator[Start]:
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(workers: int, drain_seconds: float = 0) -> Served:
+        (tmp_path / "workers_app.py").write_text(APP_MODULE)
+        port = free_port()
+        log = tmp_path / f"serve-{port}.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-c", SERVE, str(port), str(workers), str(drain_seconds)],
+                cwd=tmp_path,
+                env={**os.environ, "PYTHONPATH": str(tmp_path)},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        started.append(process)
+        served = Served(process, f"http://127.0.0.1:{port}", log)
+        wait_until_answers(f"{served.url}/health", process, output=served.output)
+        return served
+
+    yield start
+    for process in started:
+        process.kill()
+        process.wait()
+
+
+def running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def wait_gone(pids: set[int], served: Served, bound: float = 20) -> None:
+    deadline = time.monotonic() + bound  # a bound on waiting, not a speed claim
+    while any(running(pid) for pid in pids):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"workers {sorted(pids)} outlived the parent:\n{served.output()}")
+        time.sleep(0.1)
+
+
+def requests_counted(url: str, route: str) -> float:
+    text = httpx.get(f"{url}/metrics", timeout=5).text
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "http_requests_total" and sample.labels["route"] == route
+    )
+
+
+def test_requests_spread_over_two_workers_add_up_on_metrics(serve_workers: Start) -> None:
+    served = serve_workers(2)
+    served.worker_pids(2)  # both have answered, so both have counted
+    answered = {served.pid() for _ in range(40)}
+    assert requests_counted(served.url, "/pid") == served.asked
+    assert len(answered) == 2  # the total is not one worker's: both served these
+    text = httpx.get(f"{served.url}/metrics", timeout=5).text
+    assert "http_requests_in_flight 1.0" in text  # the scrape itself, in one worker
+
+
+def test_sigterm_drains_every_worker_then_the_parent_exits(serve_workers: Start) -> None:
+    served = serve_workers(2, drain_seconds=1.5)
+    pids = served.worker_pids(2)
+    served.process.send_signal(signal.SIGTERM)
+    seen_draining: set[int] = set()
+    for _ in range(200):  # both workers, each on a fresh connection, until both answered
+        with httpx.Client(timeout=5) as client:
+            ready = client.get(f"{served.url}/ready")
+            if ready.status_code != 503:
+                continue
+            seen_draining.add(client.get(f"{served.url}/pid").json())
+        if seen_draining == pids:
+            break
+    assert seen_draining == pids, served.output()  # each drains: 503 on /ready, still serving
+    assert served.process.wait(timeout=20) == 0, served.output()
+    wait_gone(pids, served)
+
+
+@pytest.mark.parametrize(
+    "signum",
+    [pytest.param(signal.SIGKILL, id="sigkill"), pytest.param(signal.SIGINT, id="sigint")],
+)
+def test_workers_do_not_outlive_their_parent(serve_workers: Start, signum: int) -> None:
+    served = serve_workers(2)
+    pids = served.worker_pids(2)
+    served.process.send_signal(signum)
+    served.process.wait(timeout=20)
+    wait_gone(pids, served)
+
+
+def test_a_worker_that_dies_is_replaced(serve_workers: Start) -> None:
+    served = serve_workers(2)
+    pids = served.worker_pids(2)
+    os.kill(min(pids), signal.SIGKILL)
+    deadline = time.monotonic() + 30  # a bound on waiting for the replacement
+    while served.pid() in pids:
+        assert time.monotonic() < deadline, served.output()
+    assert served.process.poll() is None
