@@ -77,16 +77,19 @@ class PoolPublisher:
             "Database connections by state (checked_out, idle, overflow)",
             ["state"],
             multiprocess_mode="livesum",
+            registry=None,  # read from the workers' files; PoolCollector has the names
         )
         self.size = Gauge(
             "db_pool_size",
             "Connections the pools keep (overflow comes on top)",
             multiprocess_mode="livesum",
+            registry=None,  # read from the workers' files; PoolCollector has the names
         )
         self.waiting = Gauge(
             "db_pool_waiting",
             "Requests waiting for a pooled connection",
             multiprocess_mode="livesum",
+            registry=None,  # read from the workers' files; PoolCollector has the names
         )
         self._started = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -114,15 +117,19 @@ class PoolPublisher:
             time.sleep(PUBLISH_EVERY_SECONDS)
 
 
+# One process: read at scrape time. Several workers answer /metrics from their shared
+# files instead, which this collector's readings never reach.
+REGISTRY.register(PoolCollector())
 _publisher: PoolPublisher | None = None
-if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-    _publisher = PoolPublisher()
-else:
-    REGISTRY.register(PoolCollector())
 
 
 def watch_pool(engine: AsyncEngine) -> None:
     """Count this engine's pool in db_pool_connections from now on."""
+    global _publisher
     _ENGINES.add(engine.sync_engine)
-    if _publisher is not None:
+    # Decided at the first engine, not at import: a worker forked from a parent that
+    # imported this module learns only now that it is one of several.
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        if _publisher is None:
+            _publisher = PoolPublisher()
         _publisher.start()

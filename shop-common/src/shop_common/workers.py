@@ -19,7 +19,6 @@ import os
 import shutil
 import signal
 import socket
-import sys
 import tempfile
 from types import FrameType
 
@@ -37,9 +36,10 @@ _PR_SET_PDEATHSIG = 1
 def serve_workers(config: uvicorn.Config, *, workers: int, drain_seconds: float) -> int:
     """Run `workers` processes of the app on the socket `config` describes until a stop
     signal; the exit status (0 after a stop, 1 when a worker could not start)."""
-    if "prometheus_client" in sys.modules:
-        # Its metrics would count per process: the app must be built in the workers.
-        raise RuntimeError("several workers need the app as a factory path, imported in each")
+    if not isinstance(config.app, str):
+        # An app built before the fork would have made its metrics with their values in
+        # this process's memory, not in the shared files: each worker builds its own.
+        raise TypeError("several workers need the app as an import path (a factory)")
     directory = tempfile.mkdtemp(prefix="shop-metrics-")
     # Before any worker imports prometheus_client: it picks its value storage at import.
     os.environ[MULTIPROC_DIR] = directory
@@ -124,6 +124,8 @@ class Supervisor:
         code = 1
         try:  # the child never returns into the parent's stack (its finally would run twice)
             code = run_worker(self.config, self.listener, self.drain_seconds, parent=parent)
+        except SystemExit as exc:  # uvicorn exits 3 when the app cannot start
+            code = exc.code if isinstance(exc.code, int) else 1
         except BaseException:
             logger.exception("worker failed")
         finally:
@@ -142,6 +144,11 @@ def run_worker(
     die_with_parent()
     if os.getppid() != parent:  # the parent died before the line above took effect
         return 0
+    # The parent may have imported prometheus_client before the directory was set: the
+    # metrics this worker makes must keep their values in the shared files.
+    from prometheus_client import values
+
+    values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
     server = DrainingServer(config, drain_seconds=drain_seconds)
     server.run(sockets=[listener])
     return 0 if server.started else STARTUP_FAILURE
