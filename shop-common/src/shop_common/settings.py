@@ -34,8 +34,8 @@ class ServiceSettings(BaseSettings):
 
     # Worker processes sharing the service's port (shop_common.workers), each with its
     # own database pool; 1 serves in the process itself. On 2 cores shared with
-    # PostgreSQL and the gateway a second worker did not pay (docs/decisions/
-    # service-workers.md); SQLite allows only 1.
+    # PostgreSQL and the gateway a second worker cost 3-28 % more CPU per request and
+    # gained no capacity (docs/decisions/service-workers.md); SQLite allows only 1.
     web_concurrency: int = Field(default=1, ge=1, le=64)
 
     # PostgreSQL connections each process keeps (SQLite ignores it). A request that finds
