@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -13,8 +14,17 @@ from pathlib import Path
 
 import httpx
 import pytest
+import uvicorn
+from fastapi import FastAPI
+from prometheus_client import values
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import text
 
+from shop_common.database import create_engine
+from shop_common.metrics import exposition
+from shop_common.pool_metrics import PoolPublisher, read_pools
+from shop_common.shutdown import serve
+from shop_common.workers import STOP_SIGNALS, serve_workers
 from testsupport.processes import free_port, wait_until_answers
 
 APP_MODULE = """
@@ -83,7 +93,7 @@ Start = Callable[..., Served]
 
 
 @pytest.fixture
-def serve_workers(tmp_path: Path) -> Iterator[Start]:
+def start_workers(tmp_path: Path) -> Iterator[Start]:
     started: list[subprocess.Popen[bytes]] = []
 
     def start(workers: int, drain_seconds: float = 0) -> Served:
@@ -135,8 +145,8 @@ def requests_counted(url: str, route: str) -> float:
     )
 
 
-def test_requests_spread_over_two_workers_add_up_on_metrics(serve_workers: Start) -> None:
-    served = serve_workers(2)
+def test_requests_spread_over_two_workers_add_up_on_metrics(start_workers: Start) -> None:
+    served = start_workers(2)
     served.worker_pids(2)  # both have answered, so both have counted
     answered = {served.pid() for _ in range(40)}
     assert requests_counted(served.url, "/pid") == served.asked
@@ -145,8 +155,8 @@ def test_requests_spread_over_two_workers_add_up_on_metrics(serve_workers: Start
     assert "http_requests_in_flight 1.0" in text  # the scrape itself, in one worker
 
 
-def test_sigterm_drains_every_worker_then_the_parent_exits(serve_workers: Start) -> None:
-    served = serve_workers(2, drain_seconds=1.5)
+def test_sigterm_drains_every_worker_then_the_parent_exits(start_workers: Start) -> None:
+    served = start_workers(2, drain_seconds=1.5)
     pids = served.worker_pids(2)
     served.process.send_signal(signal.SIGTERM)
     seen_draining: set[int] = set()
@@ -167,19 +177,114 @@ def test_sigterm_drains_every_worker_then_the_parent_exits(serve_workers: Start)
     "signum",
     [pytest.param(signal.SIGKILL, id="sigkill"), pytest.param(signal.SIGINT, id="sigint")],
 )
-def test_workers_do_not_outlive_their_parent(serve_workers: Start, signum: int) -> None:
-    served = serve_workers(2)
+def test_workers_do_not_outlive_their_parent(start_workers: Start, signum: int) -> None:
+    served = start_workers(2)
     pids = served.worker_pids(2)
     served.process.send_signal(signum)
     served.process.wait(timeout=20)
     wait_gone(pids, served)
 
 
-def test_a_worker_that_dies_is_replaced(serve_workers: Start) -> None:
-    served = serve_workers(2)
+def test_a_worker_that_dies_is_replaced(start_workers: Start) -> None:
+    served = start_workers(2)
     pids = served.worker_pids(2)
     os.kill(min(pids), signal.SIGKILL)
     deadline = time.monotonic() + 30  # a bound on waiting for the replacement
     while served.pid() in pids:
         assert time.monotonic() < deadline, served.output()
     assert served.process.poll() is None
+
+
+# The supervisor in this process (the workers it forks run the app): what its parent side
+# does is measured by coverage, which the processes above are not.
+STOP_WHEN_SERVED = """
+import os, signal, sys, time, httpx
+url, parent = sys.argv[1], int(sys.argv[2])
+for _ in range(600):
+    try:
+        if httpx.get(url, timeout=2).status_code == 200:
+            break
+    except httpx.TransportError:
+        pass
+    time.sleep(0.1)
+os.kill(parent, signal.SIGTERM)
+"""
+
+
+def supervise(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, factory: str, stop_on: str | None
+) -> int:
+    (tmp_path / "workers_app.py").write_text(
+        APP_MODULE + "\ndef broken_app():\n    raise RuntimeError('no app today')\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    handlers = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+    port = free_port()
+    stopper = None
+    if stop_on is not None:
+        stopper = subprocess.Popen(
+            [sys.executable, "-c", STOP_WHEN_SERVED, f"http://127.0.0.1:{port}{stop_on}"]
+            + [str(os.getpid())]
+        )
+    config = uvicorn.Config(
+        f"workers_app:{factory}", factory=True, host="127.0.0.1", port=port, log_config=None
+    )
+    try:
+        return serve_workers(config, workers=2, drain_seconds=0)
+    finally:
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+        if stopper is not None:
+            stopper.kill()
+            stopper.wait()
+
+
+def test_the_supervisor_stops_its_workers_on_sigterm_and_exits_0(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = set(Path(tempfile.gettempdir()).glob("shop-metrics-*"))
+    assert supervise(tmp_path, monkeypatch, "create_app", stop_on="/health") == 0
+    assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ  # this process counts alone again
+    assert set(Path(tempfile.gettempdir()).glob("shop-metrics-*")) <= made  # files removed
+
+
+def test_an_app_that_cannot_start_stops_the_service_with_status_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert supervise(tmp_path, monkeypatch, "broken_app", stop_on=None) == 1
+
+
+def test_several_workers_refuse_an_app_built_before_the_fork() -> None:
+    with pytest.raises(TypeError, match="factory"):
+        serve(FastAPI(), drain_seconds=0, timeout_graceful_shutdown=1, workers=2)
+
+
+@pytest.mark.anyio
+async def test_each_workers_pool_readings_reach_the_shared_metrics(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a worker's pool thread writes is what any worker's /metrics then reads."""
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'pool.db'}", pool_size=3)
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+            checked_out, idle, _, size, _ = read_pools()
+            shared = tmp_path / "metrics"  # *.db files only: the collector reads them all
+            shared.mkdir()
+            monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(shared))
+            monkeypatch.setattr(values, "ValueClass", values.MultiProcessValue())  # type: ignore[no-untyped-call]
+            PoolPublisher().publish()
+            text_ = exposition().decode()
+    finally:
+        await engine.dispose()
+    samples = {
+        (sample.name, sample.labels.get("state")): sample.value
+        for family in text_string_to_metric_families(text_)
+        for sample in family.samples
+    }
+    # Read from the files, not from this process's registry (which has python_info).
+    assert not any(name.startswith("python_") for name, _ in samples)
+    assert checked_out >= 1 and size >= 3  # this test's engine, and any other test's
+    assert samples[("db_pool_size", None)] == size
+    assert samples[("db_pool_connections", "checked_out")] == checked_out
+    assert samples[("db_pool_connections", "idle")] == idle

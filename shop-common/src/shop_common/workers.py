@@ -41,7 +41,7 @@ def serve_workers(config: uvicorn.Config, *, workers: int, drain_seconds: float)
         # this process's memory, not in the shared files: each worker builds its own.
         raise TypeError("several workers need the app as an import path (a factory)")
     directory = tempfile.mkdtemp(prefix="shop-metrics-")
-    # Before any worker imports prometheus_client: it picks its value storage at import.
+    # Set before the fork: the workers' prometheus_client keeps its values in files there.
     os.environ[MULTIPROC_DIR] = directory
     listener = config.bind_socket()
     try:
@@ -49,6 +49,7 @@ def serve_workers(config: uvicorn.Config, *, workers: int, drain_seconds: float)
     finally:
         listener.close()
         shutil.rmtree(directory, ignore_errors=True)
+        del os.environ[MULTIPROC_DIR]
 
 
 class Supervisor:
@@ -150,7 +151,14 @@ def run_worker(
 
     values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
     server = DrainingServer(config, drain_seconds=drain_seconds)
-    server.run(sockets=[listener])
+    try:
+        server.run(sockets=[listener])
+    except (Exception, SystemExit):
+        if server.started:
+            raise
+        # The factory raised, or uvicorn exited: this worker never served, and a
+        # replacement would fail the same way.
+        logger.exception("worker could not start")
     return 0 if server.started else STARTUP_FAILURE
 
 
