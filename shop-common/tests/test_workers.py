@@ -25,7 +25,7 @@ from shop_common.metrics import exposition
 from shop_common.pool_metrics import PoolPublisher, read_pools
 from shop_common.shutdown import serve
 from shop_common.workers import STOP_SIGNALS, serve_workers
-from testsupport.processes import free_port, wait_until_answers
+from testsupport.processes import free_port, stop_process, wait_until_answers
 
 APP_MODULE = """
 import os
@@ -104,7 +104,8 @@ def start_workers(tmp_path: Path) -> Iterator[Start]:
             process = subprocess.Popen(
                 [sys.executable, "-c", SERVE, str(port), str(workers), str(drain_seconds)],
                 cwd=tmp_path,
-                env={**os.environ, "PYTHONPATH": str(tmp_path)},
+                # A SIGKILLed parent leaves its metrics directory: in tmp_path then.
+                env={**os.environ, "PYTHONPATH": str(tmp_path), "TMPDIR": str(tmp_path)},
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
@@ -115,8 +116,7 @@ def start_workers(tmp_path: Path) -> Iterator[Start]:
 
     yield start
     for process in started:
-        process.kill()
-        process.wait()
+        stop_process(process)
 
 
 def running(pid: int) -> bool:
