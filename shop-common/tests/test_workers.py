@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -19,12 +21,13 @@ from fastapi import FastAPI
 from prometheus_client import values
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
+from uvicorn.config import STARTUP_FAILURE
 
 from shop_common.database import create_engine
 from shop_common.metrics import exposition
 from shop_common.pool_metrics import PoolPublisher, read_pools
 from shop_common.shutdown import serve
-from shop_common.workers import STOP_SIGNALS, serve_workers
+from shop_common.workers import STOP_SIGNALS, die_with_parent, serve_worker, serve_workers
 from testsupport.processes import free_port, stop_process, wait_until_answers
 
 APP_MODULE = """
@@ -90,6 +93,7 @@ class Served:
 
 
 Start = Callable[..., Served]
+PR_SET_PDEATHSIG, PR_GET_PDEATHSIG = 1, 2
 
 
 @pytest.fixture
@@ -199,20 +203,33 @@ def test_a_worker_that_dies_is_replaced(start_workers: Start) -> None:
 # does is measured by coverage, which the processes above are not.
 STOP_WHEN_SERVED = """
 import os, signal, sys, time, httpx
-url, parent = sys.argv[1], int(sys.argv[2])
-for _ in range(600):
-    try:
-        if httpx.get(url, timeout=2).status_code == 200:
-            break
-    except httpx.TransportError:
+url, parent, kill_one = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "kill-one"
+
+def answer():
+    for _ in range(600):
+        try:
+            response = httpx.get(url, timeout=2)
+            if response.status_code == 200:
+                return response.json()
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+
+victim = answer()
+if kill_one:  # a worker dies; the stop comes once another process answers
+    os.kill(victim, signal.SIGKILL)
+    while answer() == victim:
         pass
-    time.sleep(0.1)
 os.kill(parent, signal.SIGTERM)
 """
 
 
 def supervise(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, factory: str, stop_on: str | None
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    factory: str,
+    stop_on: str | None,
+    kill_one: bool = False,
 ) -> int:
     (tmp_path / "workers_app.py").write_text(
         APP_MODULE + "\ndef broken_app():\n    raise RuntimeError('no app today')\n"
@@ -224,7 +241,7 @@ def supervise(
     if stop_on is not None:
         stopper = subprocess.Popen(
             [sys.executable, "-c", STOP_WHEN_SERVED, f"http://127.0.0.1:{port}{stop_on}"]
-            + [str(os.getpid())]
+            + [str(os.getpid()), "kill-one" if kill_one else "stop"]
         )
     config = uvicorn.Config(
         f"workers_app:{factory}", factory=True, host="127.0.0.1", port=port, log_config=None
@@ -243,9 +260,46 @@ def test_the_supervisor_stops_its_workers_on_sigterm_and_exits_0(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     made = set(Path(tempfile.gettempdir()).glob("shop-metrics-*"))
-    assert supervise(tmp_path, monkeypatch, "create_app", stop_on="/health") == 0
+    assert supervise(tmp_path, monkeypatch, "create_app", stop_on="/pid") == 0
     assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ  # this process counts alone again
     assert set(Path(tempfile.gettempdir()).glob("shop-metrics-*")) <= made  # files removed
+
+
+def test_the_supervisor_replaces_a_worker_that_died(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The stop comes only after a replacement answered, so 0 says it was replaced.
+    assert supervise(tmp_path, monkeypatch, "create_app", stop_on="/pid", kill_one=True) == 0
+
+
+def test_a_worker_whose_app_cannot_start_reports_a_startup_failure(tmp_path: Path) -> None:
+    (tmp_path / "broken_factory.py").write_text("def app():\n    raise RuntimeError('no')\n")
+    config = uvicorn.Config(
+        "broken_factory:app", factory=True, host="127.0.0.1", port=0, log_config=None
+    )
+    sys.path.insert(0, str(tmp_path))
+    handlers = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+    try:
+        with socket.socket() as listener:
+            listener.bind(("127.0.0.1", 0))
+            assert serve_worker(config, listener, drain_seconds=0) == STARTUP_FAILURE
+    finally:
+        sys.path.remove(str(tmp_path))
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+
+
+def test_a_worker_asks_for_sigterm_when_its_parent_dies() -> None:
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    current = ctypes.c_int()
+    libc.prctl(PR_GET_PDEATHSIG, ctypes.byref(current))
+    try:
+        die_with_parent()
+        asked = ctypes.c_int()
+        libc.prctl(PR_GET_PDEATHSIG, ctypes.byref(asked))
+        assert asked.value == signal.SIGTERM
+    finally:
+        libc.prctl(PR_SET_PDEATHSIG, current.value)  # pytest itself keeps what it had
 
 
 def test_an_app_that_cannot_start_stops_the_service_with_status_1(

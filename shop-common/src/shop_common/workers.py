@@ -125,8 +125,6 @@ class Supervisor:
         code = 1
         try:  # the child never returns into the parent's stack (its finally would run twice)
             code = run_worker(self.config, self.listener, self.drain_seconds, parent=parent)
-        except SystemExit as exc:  # uvicorn exits 3 when the app cannot start
-            code = exc.code if isinstance(exc.code, int) else 1
         except BaseException:
             logger.exception("worker failed")
         finally:
@@ -145,6 +143,11 @@ def run_worker(
     die_with_parent()
     if os.getppid() != parent:  # the parent died before the line above took effect
         return 0
+    return serve_worker(config, listener, drain_seconds)
+
+
+def serve_worker(config: uvicorn.Config, listener: socket.socket, drain_seconds: float) -> int:
+    """Serve on the shared socket until stopped: 0, or STARTUP_FAILURE if it never served."""
     # The parent may have imported prometheus_client before the directory was set: the
     # metrics this worker makes must keep their values in the shared files.
     from prometheus_client import values
