@@ -17,7 +17,7 @@ from pathlib import Path
 import bcrypt
 import httpx
 
-from bench import profile, report, seed
+from bench import profile, report, seed, workers
 from bench.console import BenchError, say
 from bench.outcome import Outcome
 from bench.procs import cores_used, memory_mb, sample_cpu
@@ -26,6 +26,9 @@ from bench.system import DEFAULT_DATABASE_URL, Launch, System, attached, drain_l
 from bench.wrk import ensure_wrk
 
 MAX_DURATION_S = 50
+# The multi-worker run's name for --only; it runs by default when the bench starts the
+# system (a system already running cannot be restarted with other settings).
+WORKERS_RUN = "workers"
 IDLE_SAMPLE_S = 3.0  # a direct run's credential lives 60 s
 
 
@@ -46,7 +49,11 @@ def parse(argv: list[str] | None) -> Options:
     parser.add_argument("--catalog", type=int, help="products to seed (default 100,000)")
     parser.add_argument("--duration", type=float, help="seconds per run (default 10)")
     parser.add_argument("--rounds", type=int, help="interleaved rounds (default 3)")
-    parser.add_argument("--only", default="", help="comma-separated scenario names")
+    parser.add_argument(
+        "--only",
+        default="",
+        help=f"comma-separated scenario names ({WORKERS_RUN!r}: the 1 vs 2 workers run)",
+    )
     parser.add_argument(
         "--profile",
         action="store_true",
@@ -58,7 +65,7 @@ def parse(argv: list[str] | None) -> Options:
     if not 0 < duration <= MAX_DURATION_S:
         parser.error(f"--duration must be within (0, {MAX_DURATION_S}] seconds")
     only = tuple(name for name in arguments.only.split(",") if name)
-    unknown = set(only) - {scenario.name for scenario in SCENARIOS}
+    unknown = set(only) - {scenario.name for scenario in SCENARIOS} - {WORKERS_RUN}
     if unknown:
         parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
     return Options(
@@ -134,7 +141,9 @@ async def prepare(system: System, options: Options, cores: int) -> Context:
     )
 
 
-async def bench(system: System, options: Options, binary: str, workdir: Path) -> None:
+async def bench(
+    system: System, options: Options, binary: str, workdir: Path, launch: Launch | None = None
+) -> None:
     cores = len(os.sched_getaffinity(0))
     bcrypt_rounds = int(os.environ.get("BCRYPT_ROUNDS", "12"))
     context = await prepare(system, options, cores)
@@ -194,6 +203,20 @@ async def bench(system: System, options: Options, binary: str, workdir: Path) ->
         )
 
     peak = {name: mb for name, pid in pids.items() if (mb := memory_mb(pid, "VmHWM")) is not None}
+    # After the peaks are read: the restarts start product-service's memory afresh.
+    worker_rows: list[workers.WorkersRow] = []
+    if launch is not None and (not options.only or WORKERS_RUN in options.only):
+        say("product-service with 1 and 2 workers (WEB_CONCURRENCY), interleaved rounds")
+        worker_rows = await workers.run(
+            launch,
+            context,
+            rounds=options.rounds,
+            duration=options.duration,
+            warmup=options.warmup,
+            binary=binary,
+            workdir=workdir,
+        )
+
     outcome = Outcome(
         summaries=[report.summarize(scenario, runs[scenario.name], idle) for scenario in scenarios],
         cores=cores,
@@ -205,13 +228,17 @@ async def bench(system: System, options: Options, binary: str, workdir: Path) ->
         ready_cpu_s=system.ready_cpu_s,
         outbox_lag_s=max(lags) if lags else None,
     )
-    written = report.write(outcome.document())
+    document = outcome.document()
+    if worker_rows:
+        document["workers"] = workers.document(worker_rows)
+    written = report.write(document)
     heading = (
         f"make bench: {options.rounds} round(s) x {options.duration:g} s, c=32 (login "
         f"c={2 * cores}, >= 10 s), {options.catalog:,} products, {cores} cores, "
         "load average at the end " + " ".join(f"{value:.2f}" for value in os.getloadavg())
     )
     sys.stdout.write(outcome.render(heading, written))
+    sys.stdout.write(workers.render(worker_rows))
 
 
 LAG_METRIC = "events_outbox_lag_seconds"
@@ -247,7 +274,7 @@ async def main_async(options: Options) -> None:
                 f"at {system.gateway_url}"
             )
         if launch is not None:
-            await bench(system, options, binary, launch.workdir)
+            await bench(system, options, binary, launch.workdir, launch)
         else:
             with tempfile.TemporaryDirectory(prefix="shop-bench-") as workdir:
                 await bench(system, options, binary, Path(workdir))

@@ -76,10 +76,19 @@ def _listening_inodes(port: int) -> set[str]:
 
 
 def pid_listening_on(port: int) -> int | None:
-    """The process holding the listening socket of this TCP port on this machine."""
+    """The process holding the listening socket of this TCP port on this machine (the
+    first found: with several workers, pids_listening_on has them all)."""
+    pids = pids_listening_on(port, first=True)
+    return pids[0] if pids else None
+
+
+def pids_listening_on(port: int, *, first: bool = False) -> list[int]:
+    """Every process holding the listening socket of this TCP port (a service's parent
+    and its workers share one)."""
     inodes = {f"socket:[{inode}]" for inode in _listening_inodes(port)}
+    found: list[int] = []
     if not inodes:
-        return None
+        return found
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -87,8 +96,11 @@ def pid_listening_on(port: int) -> int | None:
             for fd in os.listdir(f"/proc/{entry}/fd"):
                 with contextlib.suppress(OSError):
                     if os.readlink(f"/proc/{entry}/fd/{fd}") in inodes:
-                        return int(entry)
-    return None
+                        found.append(int(entry))
+                        if first:
+                            return found
+                        break
+    return found
 
 
 def postgres_backends(databases: Iterable[str]) -> list[int]:

@@ -12,7 +12,7 @@ import asyncio
 import os
 import resource
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
@@ -189,7 +189,7 @@ async def measure(
     binary: str,
     load: Load,
     workdir: Path,
-    pids: dict[str, int],
+    pids: Mapping[str, int | list[int]],
     databases: list[str],
 ) -> Measurement:
     before = _sample(pids, databases)
@@ -211,20 +211,26 @@ async def measure(
     return Measurement(result=result, cores=cores)
 
 
-async def settle(pids: dict[str, int], timeout: float = 15.0) -> None:
+async def settle(pids: Mapping[str, int | list[int]], timeout: float = 15.0) -> None:
     """Wait until the system is idle again: a run ends with requests still in flight
     (logins in bcrypt threads), whose CPU must not be billed to the next scenario."""
     deadline = time.monotonic() + timeout
-    previous = sample_cpu({"system": pids.values()})
+    every = [pid for group in pids.values() for pid in _group(group)]
+    previous = sample_cpu({"system": every})
     while time.monotonic() < deadline:
         await asyncio.sleep(0.25)
-        current = sample_cpu({"system": pids.values()})
+        current = sample_cpu({"system": every})
         if (cores_used(previous, current)["system"] or 0.0) < QUIET_CORES:
             return
         previous = current
 
 
-def _sample(pids: dict[str, int], databases: list[str]) -> CpuSample:
-    groups = {name: [pid] for name, pid in pids.items()}
+def _group(pids: int | list[int]) -> list[int]:
+    """One process, or a service's parent and workers."""
+    return [pids] if isinstance(pids, int) else pids
+
+
+def _sample(pids: Mapping[str, int | list[int]], databases: list[str]) -> CpuSample:
+    groups = {name: _group(group) for name, group in pids.items()}
     groups["db"] = postgres_backends(databases) if databases else []
     return sample_cpu(groups)

@@ -33,7 +33,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench.console import BenchError, say
-from bench.procs import cpu_seconds, die_with_parent, pid_listening_on
+from bench.procs import cpu_seconds, die_with_parent, pid_listening_on, pids_listening_on
 from shop_common.keys import ensure_ed25519_keypair
 from shop_common.services import GATEWAY, UPSTREAMS
 
@@ -82,15 +82,30 @@ class System:
     ready_cpu_s: float | None = None
     log_paths: list[Path] = field(default_factory=list)
 
-    def pids(self) -> dict[str, int]:
-        """The pid of each process that listens on a local port of the system."""
-        found: dict[str, int] = {}
-        for name, url in (
+    def pid_groups(self) -> dict[str, list[int]]:
+        """Every process of each local service: with WEB_CONCURRENCY, its parent and its
+        workers (all hold the listening socket)."""
+        found: dict[str, list[int]] = {}
+        for name, url in self._urls():
+            parts = urlsplit(url) if url else None
+            if parts is not None and parts.hostname in ("127.0.0.1", "localhost", "::1"):
+                pids = pids_listening_on(parts.port or 80)
+                if pids:
+                    found[name] = pids
+        return found
+
+    def _urls(self) -> tuple[tuple[str, str | None], ...]:
+        return (
             ("api-gateway", self.gateway_url),
             ("auth-service", self.auth_url),
             ("product-service", self.product_url),
             ("order-service", self.order_url),
-        ):
+        )
+
+    def pids(self) -> dict[str, int]:
+        """The pid of each process that listens on a local port of the system."""
+        found: dict[str, int] = {}
+        for name, url in self._urls():
             parts = urlsplit(url) if url else None
             if parts is not None and parts.hostname in ("127.0.0.1", "localhost", "::1"):
                 pid = pid_listening_on(parts.port or 80)
@@ -116,6 +131,14 @@ def ready(url: str) -> bool:
                 state in ("ok", "degraded") for state in checks.values()
             )
     except (OSError, ValueError):
+        return False
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(response.status == 200)
+    except OSError:
         return False
 
 
@@ -145,6 +168,7 @@ class Launch:
         self.workdir = Path(tempfile.mkdtemp(prefix="shop-bench-"))
         self.processes: dict[str, asyncio.subprocess.Process] = {}
         self.system: System | None = None
+        self.env: dict[str, str] = {}
         self._created: list[str] = []
 
     async def start(self) -> System:
@@ -181,6 +205,7 @@ class Launch:
             # The bench stops the system at once; draining is for balancers it has none of.
             SHUTDOWN_DRAIN_SECONDS="0",
         )
+        self.env = env
         gateway_url = f"http://127.0.0.1:{ports['GATEWAY_PORT']}"
         started = time.monotonic()
         store = self.workdir / "nats"
@@ -243,6 +268,26 @@ class Launch:
                 errors = [line for line in text.splitlines() if '"level":"ERROR"' in line]
                 for line in errors[:5]:
                     say(f"  {name} logged: {line[:4000]}")
+
+    async def restart_product(self, workers: int) -> None:
+        """product-service stopped and started again with WEB_CONCURRENCY=workers; back
+        when the gateway sees it ready."""
+        assert self.system is not None and self.system.product_url is not None
+        name = "product-service"
+        await _terminate([self.processes[name]])
+        env = {**self.env, "WEB_CONCURRENCY": str(workers)}
+        await self._spawn(name, sys.executable, "-m", SERVICES[name], "serve", env=env)
+        started = time.monotonic()
+        while not (
+            await asyncio.to_thread(ready, self.system.gateway_url)
+            and await asyncio.to_thread(_answers, f"{self.system.product_url}/ready")
+            and len(self.system.pid_groups().get(name, [])) == (workers + 1 if workers > 1 else 1)
+        ):
+            if self.processes[name].returncode is not None:
+                raise BenchError(f"{name} exited during start:\n{tail(self._log(name))}")
+            if time.monotonic() - started > READY_TIMEOUT_S:
+                raise BenchError(f"{name} not ready within {READY_TIMEOUT_S} s")
+            await asyncio.sleep(0.05)
 
     def _log(self, name: str) -> Path:
         return self.workdir / f"{name}.log"

@@ -60,3 +60,16 @@ def test_an_unknown_command_is_refused_by_the_parser() -> None:
     with pytest.raises(SystemExit) as exited:
         _run(["drop-everything"], migrate)
     assert exited.value.code == 2
+
+
+def test_several_workers_on_sqlite_are_refused_with_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def migrate(url: str) -> None:
+        raise AssertionError("not called")
+
+    monkeypatch.setenv("WEB_CONCURRENCY", "2")
+    assert _run(["serve"], migrate) == cli.EXIT_FAILURE
+    assert capsys.readouterr().err.strip() == (
+        "stub-service: WEB_CONCURRENCY=2 needs PostgreSQL; SQLite runs one process"
+    )

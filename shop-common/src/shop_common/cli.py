@@ -51,13 +51,23 @@ def service_command(
             return EXIT_FAILURE
         print(f"{name}: database at the latest migration")  # noqa: T201
         return 0
+    if current.web_concurrency > 1 and database_url(current).startswith("sqlite"):
+        # SQLite serialises the outbox relay with an in-process lock (events-outbox.md):
+        # two processes would publish events out of order.
+        print(  # noqa: T201
+            f"{name}: WEB_CONCURRENCY={current.web_concurrency} needs PostgreSQL; "
+            "SQLite runs one process",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
     from shop_common.shutdown import serve
 
     host, port = listen(current)
-    serve(
+    return serve(
         app_factory,
         drain_seconds=current.shutdown_drain_seconds,
         timeout_graceful_shutdown=current.shutdown_timeout_seconds,
+        workers=current.web_concurrency,
         factory=True,
         host=host,
         port=port,
@@ -66,4 +76,3 @@ def service_command(
         access_log=False,
         log_config=None,
     )
-    return 0

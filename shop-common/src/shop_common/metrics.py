@@ -1,10 +1,24 @@
-"""Prometheus metrics per process: requests by route template, never by raw path."""
+"""Prometheus metrics: requests by route template, never by raw path.
+
+One process answers /metrics with its own registry; with several workers
+(shop_common.workers sets PROMETHEUS_MULTIPROC_DIR) whichever worker is asked answers
+with the totals of all of them, read from the files each worker writes its values to.
+"""
 
 from __future__ import annotations
 
+import os
 import time
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -16,7 +30,10 @@ DURATION = Histogram(
     ["route", "method"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
-IN_FLIGHT = Gauge("http_requests_in_flight", "HTTP requests being handled")
+# livesum: the workers' figures added, a stopped worker's dropped.
+IN_FLIGHT = Gauge(
+    "http_requests_in_flight", "HTTP requests being handled", multiprocess_mode="livesum"
+)
 UNMATCHED_ROUTE = "<unmatched>"
 
 
@@ -49,4 +66,14 @@ class MetricsMiddleware:
 
 
 async def metrics_endpoint(_: Request) -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    return Response(exposition(), media_type=CONTENT_TYPE_LATEST)
+
+
+def exposition() -> bytes:
+    """This process's metrics, or all workers' added up when they share a directory."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not directory:
+        return generate_latest()
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
+    return generate_latest(registry)

@@ -32,6 +32,12 @@ class ServiceSettings(BaseSettings):
     shutdown_drain_seconds: float = Field(default=3.0, ge=0, le=60)
     shutdown_timeout_seconds: int = Field(default=5, gt=0, le=600)
 
+    # Worker processes sharing the service's port (shop_common.workers), each with its
+    # own database pool; 1 serves in the process itself. On 2 cores shared with
+    # PostgreSQL and the gateway a second worker cost 3-28 % more CPU per request and
+    # gained no capacity (docs/decisions/service-workers.md); SQLite allows only 1.
+    web_concurrency: int = Field(default=1, ge=1, le=64)
+
     # PostgreSQL connections each process keeps (SQLite ignores it). A request that finds
     # them all busy waits for one rather than opening more: opening one costs far more
     # than the wait (docs/decisions/database-pool.md).

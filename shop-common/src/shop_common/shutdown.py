@@ -116,14 +116,18 @@ def serve(
     *,
     drain_seconds: float,
     timeout_graceful_shutdown: int,
+    workers: int = 1,
     **config: Any,
-) -> None:
-    """uvicorn.run's equivalent for one process, with the drain period."""
-    server = DrainingServer(
-        uvicorn.Config(app, timeout_graceful_shutdown=timeout_graceful_shutdown, **config),
-        drain_seconds=drain_seconds,
-    )
-    server.run()
+) -> int:
+    """uvicorn.run's equivalent with the drain period, in this process or in `workers`
+    processes sharing the socket (shop_common.workers); the exit status."""
+    settings = uvicorn.Config(app, timeout_graceful_shutdown=timeout_graceful_shutdown, **config)
+    if workers > 1:
+        from shop_common.workers import serve_workers
+
+        return serve_workers(settings, workers=workers, drain_seconds=drain_seconds)
+    DrainingServer(settings, drain_seconds=drain_seconds).run()
+    return 0
 
 
 class CloseWhileDraining:

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge
 
+# Every worker's relay measures the same outbox: with several workers (shop_common.workers)
+# the largest reading of a live worker is the figure.
 OUTBOX_LAG_ROWS = Gauge(
-    "events_outbox_lag_rows", "Outbox rows committed but not yet published", ["source"]
+    "events_outbox_lag_rows",
+    "Outbox rows committed but not yet published",
+    ["source"],
+    multiprocess_mode="livemax",
 )
 OUTBOX_LAG_SECONDS = Gauge(
     "events_outbox_lag_seconds",
     "Age of the oldest unpublished outbox row (0 when none)",
     ["source"],
+    multiprocess_mode="livemax",
 )
 PUBLISHED = Counter("events_published_total", "Events the relay published", ["source"])
 PUBLISH_FAILURES = Counter(
