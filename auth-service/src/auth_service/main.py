@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from auth_service.audit import security_event
 from auth_service.bootstrap import StartupError, admin_credentials, bootstrap_admin
-from auth_service.config import Settings
+from auth_service.config import SERVICE_NAME, Settings
 from auth_service.db import MIGRATIONS_DIR, VERSION_TABLE, create_sessionmaker, utc_now
 from auth_service.passwords import PasswordHasher
 from auth_service.router import internal_router, router
@@ -32,7 +32,6 @@ from shop_common.service_app import install_service_defaults
 if TYPE_CHECKING:
     from auth_service.revocation_publisher import RevocationPublisher
 
-SERVICE_NAME = "auth-service"
 ADMIN_RETRY_SECONDS = 5.0
 logger = logging.getLogger(__name__)
 

@@ -105,7 +105,7 @@ async def test_downgrade_to_base_removes_only_our_tables(empty_database_url):
     assert await table_names(empty_database_url) == {"product", VERSION_TABLE}
 
 
-def names_in_models() -> set[tuple[str, str, str]]:
+def names_in_models() -> set[tuple[str, str, str | None]]:
     """(table, kind, name) of every constraint and index, as NAMING_CONVENTION names them."""
     kinds = {
         "PrimaryKeyConstraint": "pk",
@@ -113,15 +113,15 @@ def names_in_models() -> set[tuple[str, str, str]]:
         "UniqueConstraint": "uq",
         "CheckConstraint": "ck",
     }
-    names = set()
+    names: set[tuple[str, str, str | None]] = set()
     for table in Base.metadata.sorted_tables:
         names |= {(table.name, kinds[type(c).__name__], str(c.name)) for c in table.constraints}
         names |= {(table.name, "ix", str(index.name)) for index in table.indexes}
     return names
 
 
-async def names_in_database(url: str) -> set[tuple[str, str, str]]:
-    def read(connection: Connection) -> set[tuple[str, str, str]]:
+async def names_in_database(url: str) -> set[tuple[str, str, str | None]]:
+    def read(connection: Connection) -> set[tuple[str, str, str | None]]:
         inspector = inspect(connection)
         names = set()
         for table in Base.metadata.tables:
