@@ -23,7 +23,7 @@ def main(services: list[str]) -> int:
         try:
             # Every service's main returns its exit status, as under `python -m`.
             status = int(command.main(["migrate"]))
-        except Exception:  # settings that fail validation raise before the command runs
+        except Exception:  # a bug in one service's command must not stop the others'
             traceback.print_exc()
             status = 1
         failed = failed or status

@@ -14,14 +14,16 @@ from auth_service.config import Settings
 from auth_service.db import utc_now
 from auth_service.passwords import PasswordHasher, new_password_problem_sync
 from auth_service.schemas import NewEmail, NewPassword
+from shop_common.cli import CommandFailed
 
 ADMIN_NAME = "Administrator"
 _EMAIL: TypeAdapter[str] = TypeAdapter(NewEmail)
 _PASSWORD: TypeAdapter[str] = TypeAdapter(NewPassword)
 
 
-class StartupError(Exception):
-    """A setting makes starting impossible; the message says which and why."""
+class StartupError(CommandFailed):
+    """A setting makes starting impossible; the message says which and why (`serve`
+    prints it in one line)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,8 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 
 from shop_common.settings import ServiceSettings
 
+SERVICE_NAME = "auth-service"
+
 PRODUCTION_MIN_BCRYPT_ROUNDS = 12
 MAX_ACCESS_TOKEN_TTL_SECONDS = 900
 DAY = 24 * 3600

@@ -1,4 +1,4 @@
-"""Declarative base, UTC timestamps, session factory and the migration entry point."""
+"""Declarative base with the shared naming convention, the session factory, the migrate step."""
 
 from __future__ import annotations
 
@@ -6,22 +6,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import MetaData
-from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase
 
-from shop_common.database import alembic_config, create_engine
+from shop_common.migrate import NAMING_CONVENTION, upgrade_database
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 VERSION_TABLE = "auth_alembic_version"
-
-NAMING_CONVENTION = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
 
 
 class Base(DeclarativeBase):
@@ -33,27 +24,16 @@ def utc_now() -> datetime:
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    # Rows stay readable after commit: the service returns what it just wrote.
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
 async def migrate_database(url: str, revision: str = "head", *, downgrade: bool = False) -> None:
-    """Migrate `url` to `revision` (alembic upgrade, or downgrade), creating SQLite files."""
-    from alembic import command  # here only: serving never imports Alembic (~8 MB)
-
-    # No statement or lock timeout: an index build or a replica waiting for another's
-    # migration may take longer than a request may.
-    engine = create_engine(url, statement_timeout=0, lock_timeout=0)
-    config = alembic_config(MIGRATIONS_DIR, url)
-
-    def upgrade(connection: Connection) -> None:
-        config.attributes["connection"] = connection
-        if downgrade:
-            command.downgrade(config, revision)
-        else:
-            command.upgrade(config, revision)
-
-    try:
-        async with engine.begin() as connection:
-            await connection.run_sync(upgrade)
-    finally:
-        await engine.dispose()
+    """Bring the database to `revision` (alembic upgrade head by default)."""
+    await upgrade_database(
+        url,
+        migrations_dir=MIGRATIONS_DIR,
+        version_table=VERSION_TABLE,
+        revision=revision,
+        downgrade=downgrade,
+    )

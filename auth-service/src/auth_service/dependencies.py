@@ -1,56 +1,66 @@
-"""Request dependencies: the database session, the caller, and the chained role checks."""
+"""Request dependencies: the session, the caller, the service's collaborators on app.state,
+and the chained account checks."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from auth_service.exceptions import EmailRateLimited, NotAuthenticated
+from auth_service import service
+from auth_service.config import Settings
+from auth_service.exceptions import EmailRateLimited
 from auth_service.models import Account
-from auth_service.service import AuthService
+from auth_service.passwords import PasswordHasher
+from auth_service.service import Clock
 from auth_service.signing_keys import KeyRing
+from auth_service.tokens import TokenIssuer
 from shop_common.credential import Caller
-from shop_common.database import open_session
+from shop_common.dependencies import get_caller, get_session
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+CallerDep = Annotated[Caller, Depends(get_caller)]
 
 
-async def _session(request: Request) -> AsyncIterator[AsyncSession]:
-    # Opens and closes only: service.py commits, anything uncommitted is rolled back.
-    async with open_session(request.app.state.sessionmaker) as session:
-        yield session
+async def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
 
 
-def _service(request: Request) -> AuthService:
-    service: AuthService = request.app.state.auth_service
-    return service
+async def _hasher(request: Request) -> PasswordHasher:
+    hasher: PasswordHasher = request.app.state.hasher
+    return hasher
 
 
-def _keyring(request: Request) -> KeyRing:
+async def _issuer(request: Request) -> TokenIssuer:
+    issuer: TokenIssuer = request.app.state.issuer
+    return issuer
+
+
+async def _clock(request: Request) -> Clock:
+    # On app.state so that tests can move time forward (session expiry, retention).
+    clock: Clock = request.app.state.clock
+    return clock
+
+
+async def _keyring(request: Request) -> KeyRing:
     keyring: KeyRing = request.app.state.keyring
     return keyring
 
 
-def _caller(request: Request) -> Caller:
-    """The caller the gateway vouched for (GatewayGuard put it there)."""
-    caller = getattr(request.state, "caller", None)
-    if not isinstance(caller, Caller):
-        raise NotAuthenticated()
-    return caller
-
-
-SessionDep = Annotated[AsyncSession, Depends(_session)]
-ServiceDep = Annotated[AuthService, Depends(_service)]
+SettingsDep = Annotated[Settings, Depends(_settings)]
+HasherDep = Annotated[PasswordHasher, Depends(_hasher)]
+IssuerDep = Annotated[TokenIssuer, Depends(_issuer)]
+ClockDep = Annotated[Clock, Depends(_clock)]
 KeyRingDep = Annotated[KeyRing, Depends(_keyring)]
-CallerDep = Annotated[Caller, Depends(_caller)]
 
 
-async def _current_account(caller: CallerDep, session: SessionDep, service: ServiceDep) -> Account:
+async def _current_account(caller: CallerDep, session: SessionDep) -> Account:
     return await service.authenticated_account(session, caller)
 
 
-async def _admin_account(caller: CallerDep, session: SessionDep, service: ServiceDep) -> Account:
+async def _admin_account(caller: CallerDep, session: SessionDep) -> Account:
     return await service.admin_account(session, caller)
 
 

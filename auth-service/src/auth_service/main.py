@@ -17,11 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from auth_service.audit import security_event
 from auth_service.bootstrap import StartupError, admin_credentials, bootstrap_admin
-from auth_service.config import Settings
-from auth_service.db import MIGRATIONS_DIR, VERSION_TABLE, create_sessionmaker
+from auth_service.config import SERVICE_NAME, Settings
+from auth_service.db import MIGRATIONS_DIR, VERSION_TABLE, create_sessionmaker, utc_now
 from auth_service.passwords import PasswordHasher
 from auth_service.router import internal_router, router
-from auth_service.service import AuthService
 from auth_service.signing_keys import KeyRing, ensure_key
 from auth_service.tokens import TokenIssuer
 from shop_common.callers import credential_verifier
@@ -33,7 +32,6 @@ from shop_common.service_app import install_service_defaults
 if TYPE_CHECKING:
     from auth_service.revocation_publisher import RevocationPublisher
 
-SERVICE_NAME = "auth-service"
 ADMIN_RETRY_SECONDS = 5.0
 logger = logging.getLogger(__name__)
 
@@ -104,7 +102,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     app.state.engine = engine
     app.state.sessionmaker = sessions
-    app.state.auth_service = AuthService(settings=settings, hasher=hasher, issuer=issuer)
+    app.state.hasher = hasher
+    app.state.issuer = issuer
+    app.state.clock = utc_now
     publisher = _revocation_publisher(settings, sessions)
     app.state.revocation_publisher = publisher
     tasks: list[asyncio.Task[None]] = []

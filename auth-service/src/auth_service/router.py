@@ -7,14 +7,17 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
 
-from auth_service import passwords
+from auth_service import passwords, service
 from auth_service.dependencies import (
     AdminDep,
     CallerDep,
+    ClockDep,
     CurrentAccountDep,
+    HasherDep,
+    IssuerDep,
     KeyRingDep,
-    ServiceDep,
     SessionDep,
+    SettingsDep,
     refuse_when_email_limited,
 )
 from auth_service.exceptions import InvalidNewPassword
@@ -86,7 +89,11 @@ def _no_store(response: Response) -> None:
     },
 )
 async def register(
-    body: UserRegister, session: SessionDep, service: ServiceDep, caller: CallerDep
+    body: UserRegister,
+    session: SessionDep,
+    caller: CallerDep,
+    hasher: HasherDep,
+    clock: ClockDep,
 ) -> UserPublic:
     """Create an account. It always gets the USER role; a `role` field is refused (422).
 
@@ -97,7 +104,7 @@ async def register(
     if problem is not None:
         raise InvalidNewPassword(problem)
     refuse_when_email_limited(caller)
-    account = await service.register(session, body)
+    account = await service.register(session, body, hasher=hasher, clock=clock)
     return UserPublic.model_validate(account)
 
 
@@ -122,9 +129,12 @@ async def register(
 async def login(
     body: UserLogin,
     session: SessionDep,
-    service: ServiceDep,
     response: Response,
     caller: CallerDep,
+    hasher: HasherDep,
+    issuer: IssuerDep,
+    settings: SettingsDep,
+    clock: ClockDep,
 ) -> TokenPair:
     """Exchange email and password for an access token and a refresh token.
 
@@ -132,7 +142,9 @@ async def login(
     limit is reached, every login for it gets 429 until the window passes.
     """
     refuse_when_email_limited(caller)
-    tokens = await service.login(session, body)
+    tokens = await service.login(
+        session, body, hasher=hasher, issuer=issuer, settings=settings, clock=clock
+    )
     _no_store(response)
     return tokens
 
@@ -155,13 +167,20 @@ async def login(
     },
 )
 async def refresh(
-    body: RefreshTokenRequest, session: SessionDep, service: ServiceDep, response: Response
+    body: RefreshTokenRequest,
+    session: SessionDep,
+    response: Response,
+    issuer: IssuerDep,
+    settings: SettingsDep,
+    clock: ClockDep,
 ) -> TokenPair:
     """Exchange a refresh token for new tokens; the refresh token given is used up.
 
     Presenting a refresh token that was already used ends its whole session (401).
     """
-    tokens = await service.refresh(session, body.refresh_token)
+    tokens = await service.refresh(
+        session, body.refresh_token, issuer=issuer, settings=settings, clock=clock
+    )
     _no_store(response)
     return tokens
 
@@ -175,12 +194,12 @@ async def refresh(
     response_description="The session has ended (also when it was unknown or ended).",
     responses=problem_responses(*_BODY_PROBLEMS),
 )
-async def logout(body: RefreshTokenRequest, session: SessionDep, service: ServiceDep) -> Response:
+async def logout(body: RefreshTokenRequest, session: SessionDep, clock: ClockDep) -> Response:
     """End the session the refresh token belongs to (the user's other sessions live on).
 
     Answers 204 for an unknown or already ended session too.
     """
-    await service.logout(session, body.refresh_token)
+    await service.logout(session, body.refresh_token, clock=clock)
     return Response(status_code=204)
 
 
@@ -214,7 +233,6 @@ async def me(account: CurrentAccountDep) -> UserPublic:
 async def list_users(
     _: AdminDep,
     session: SessionDep,
-    service: ServiceDep,
     limit: Annotated[int, Query(ge=1, le=100, description="Users per page.")] = 20,
     cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
 ) -> UserPage:
@@ -243,14 +261,16 @@ async def change_role(
     user_id: UserId,
     body: UserRoleUpdate,
     session: SessionDep,
-    service: ServiceDep,
+    clock: ClockDep,
 ) -> UserPublic:
     """Set a user's role. ADMIN only.
 
     A change ends all of that user's sessions. Setting the role the user already has
     changes nothing. Demoting the last ADMIN gets 409.
     """
-    account = await service.change_role(session, actor=actor, account_id=user_id, role=body.role)
+    account = await service.change_role(
+        session, actor=actor, account_id=user_id, role=body.role, clock=clock
+    )
     return UserPublic.model_validate(account)
 
 
@@ -269,7 +289,10 @@ async def jwks(keyring: KeyRingDep, response: Response) -> JwkSet:
 
 @internal_router.get("/revocations", response_model=RevocationList)
 async def revocations(
-    session: SessionDep, service: ServiceDep, since: datetime | None = None
+    session: SessionDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+    since: datetime | None = None,
 ) -> RevocationList:
     """For the gateways' poll: sessions revoked after `since` (RFC 3339).
 
@@ -281,7 +304,9 @@ async def revocations(
             since = since.astimezone(UTC) if since.tzinfo else since.replace(tzinfo=UTC)
         except OverflowError:
             since = None  # out of range: the default window applies
-    rows, as_of = await service.revoked_sessions(session, since=since)
+    rows, as_of = await service.revoked_sessions(
+        session, since=since, settings=settings, clock=clock
+    )
     return RevocationList(
         revoked_sessions=[RevokedSession(sid=sid, revoked_at=at) for sid, at in rows],
         as_of=as_of,

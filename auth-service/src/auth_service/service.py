@@ -42,6 +42,8 @@ from auth_service.tokens import (
 )
 from shop_common.credential import Caller
 
+Clock = Callable[[], datetime]
+
 
 def parse_uuid(value: str | None) -> uuid.UUID | None:
     if value is None:
@@ -52,226 +54,236 @@ def parse_uuid(value: str | None) -> uuid.UUID | None:
         return None
 
 
-class AuthService:
-    def __init__(
-        self,
-        *,
-        settings: Settings,
-        hasher: PasswordHasher,
-        issuer: TokenIssuer,
-        clock: Callable[[], datetime] = utc_now,
-    ) -> None:
-        self.hasher = hasher
-        self.issuer = issuer
-        self.clock = clock
-        self.refresh_idle = timedelta(seconds=settings.refresh_idle_seconds)
-        self.refresh_absolute = timedelta(seconds=settings.refresh_absolute_seconds)
-        self.revocation_retention = timedelta(seconds=settings.revocation_retention_seconds)
-
-    async def register(self, session: AsyncSession, data: UserRegister) -> Account:
-        # Checked first so a duplicate costs no bcrypt; the unique constraint decides races.
-        if await repository.get_account_by_email(session, data.email) is not None:
-            raise EmailAlreadyRegistered()
-        password_hash = await self.hasher.hash(data.password)
-        try:
-            account = await repository.add_account(
-                session,
-                name=data.name,
-                email=data.email,
-                password_hash=password_hash,
-                role="USER",
-                now=self.clock(),
-            )
-            await session.commit()
-        except IntegrityError:
-            await session.rollback()
-            raise EmailAlreadyRegistered() from None
-        return account
-
-    async def login(self, session: AsyncSession, data: UserLogin) -> TokenPair:
-        account = await repository.get_account_by_email(session, data.email)
-        # An unknown email is checked against a dummy hash: both failures take as long.
-        valid = await self.hasher.verify(
-            data.password, account.password_hash if account is not None else None
-        )
-        if account is None or not valid:
-            security_event(
-                "login_failed",
-                reason="unknown_email" if account is None else "wrong_password",
-                account_id=str(account.id) if account is not None else None,
-                email_hash=email_hash(data.email),
-            )
-            raise InvalidCredentials()
-        now = self.clock()
-        session_id = uuid.uuid4()
-        refresh_token = new_refresh_token()
-        await repository.add_login_session(
+async def register(
+    session: AsyncSession, data: UserRegister, *, hasher: PasswordHasher, clock: Clock = utc_now
+) -> Account:
+    # Checked first so a duplicate costs no bcrypt; the unique constraint decides races.
+    if await repository.get_account_by_email(session, data.email) is not None:
+        raise EmailAlreadyRegistered()
+    password_hash = await hasher.hash(data.password)
+    try:
+        account = await repository.add_account(
             session,
-            session_id=session_id,
-            account_id=account.id,
-            refresh_token_hash=hash_refresh_token(refresh_token),
-            now=now,
-            expires_at=now + self.refresh_absolute,
+            name=data.name,
+            email=data.email,
+            password_hash=password_hash,
+            role="USER",
+            now=clock(),
         )
-        # Read the role again now that the session row exists: a role change that
-        # committed meanwhile is seen here, and one that comes later waits for this
-        # commit and then revokes this session with the others.
-        role = await repository.get_role_for_share(session, account.id)
-        assert role is not None  # the session row references the account
-        tokens = self._token_pair(account.id, role, session_id, refresh_token, now)
         await session.commit()
-        return tokens
+    except IntegrityError:
+        await session.rollback()
+        raise EmailAlreadyRegistered() from None
+    return account
 
-    async def refresh(self, session: AsyncSession, refresh_token: str) -> TokenPair:
-        now = self.clock()
-        old_hash = hash_refresh_token(refresh_token)
-        new_token = new_refresh_token()
-        rotated = await repository.rotate_refresh_token(
-            session,
-            old_hash=old_hash,
-            new_hash=hash_refresh_token(new_token),
-            now=now,
-            idle_since=now - self.refresh_idle,
+
+async def login(
+    session: AsyncSession,
+    data: UserLogin,
+    *,
+    hasher: PasswordHasher,
+    issuer: TokenIssuer,
+    settings: Settings,
+    clock: Clock = utc_now,
+) -> TokenPair:
+    account = await repository.get_account_by_email(session, data.email)
+    # An unknown email is checked against a dummy hash: both failures take as long.
+    valid = await hasher.verify(
+        data.password, account.password_hash if account is not None else None
+    )
+    if account is None or not valid:
+        security_event(
+            "login_failed",
+            reason="unknown_email" if account is None else "wrong_password",
+            account_id=str(account.id) if account is not None else None,
+            email_hash=email_hash(data.email),
         )
-        if rotated is None:
-            await self._revoke_if_reused(session, old_hash, now)
-            raise InvalidRefreshToken()
-        session_id, account_id = rotated
-        account = await repository.get_account(session, account_id)
-        assert account is not None  # the session row references it
-        tokens = self._token_pair(account.id, account.role, session_id, new_token, now)
-        await session.commit()
-        return tokens
+        raise InvalidCredentials()
+    now = clock()
+    session_id = uuid.uuid4()
+    refresh_token = new_refresh_token()
+    await repository.add_login_session(
+        session,
+        session_id=session_id,
+        account_id=account.id,
+        refresh_token_hash=hash_refresh_token(refresh_token),
+        now=now,
+        expires_at=now + timedelta(seconds=settings.refresh_absolute_seconds),
+    )
+    # Read the role again now that the session row exists: a role change that
+    # committed meanwhile is seen here, and one that comes later waits for this
+    # commit and then revokes this session with the others.
+    role = await repository.get_role_for_share(session, account.id)
+    assert role is not None  # the session row references the account
+    tokens = _token_pair(issuer, account.id, role, session_id, refresh_token, now)
+    await session.commit()
+    return tokens
 
-    async def _revoke_if_reused(
-        self, session: AsyncSession, token_hash: str, now: datetime
-    ) -> None:
+
+async def refresh(
+    session: AsyncSession,
+    refresh_token: str,
+    *,
+    issuer: TokenIssuer,
+    settings: Settings,
+    clock: Clock = utc_now,
+) -> TokenPair:
+    now = clock()
+    old_hash = hash_refresh_token(refresh_token)
+    new_token = new_refresh_token()
+    rotated = await repository.rotate_refresh_token(
+        session,
+        old_hash=old_hash,
+        new_hash=hash_refresh_token(new_token),
+        now=now,
+        idle_since=now - timedelta(seconds=settings.refresh_idle_seconds),
+    )
+    if rotated is None:
+        await _revoke_if_reused(session, old_hash, now)
+        raise InvalidRefreshToken()
+    session_id, account_id = rotated
+    account = await repository.get_account(session, account_id)
+    assert account is not None  # the session row references it
+    tokens = _token_pair(issuer, account.id, account.role, session_id, new_token, now)
+    await session.commit()
+    return tokens
+
+
+async def _revoke_if_reused(session: AsyncSession, token_hash: str, now: datetime) -> None:
+    session_id = await repository.find_session_of_used_token(session, token_hash)
+    if session_id is None:
+        return
+    # The token was already exchanged: whoever holds it (thief or client) is not the
+    # only holder, so every token descended from that login dies.
+    account_id = await repository.revoke_session(session, session_id, now=now)
+    await session.commit()
+    security_event(
+        "refresh_token_reuse",
+        session_id=str(session_id),
+        account_id=str(account_id) if account_id is not None else None,
+        session_revoked=account_id is not None,
+    )
+
+
+async def logout(session: AsyncSession, refresh_token: str, *, clock: Clock = utc_now) -> None:
+    token_hash = hash_refresh_token(refresh_token)
+    session_id = await repository.find_session_by_token(session, token_hash)
+    if session_id is None:
         session_id = await repository.find_session_of_used_token(session, token_hash)
-        if session_id is None:
-            return
-        # The token was already exchanged: whoever holds it (thief or client) is not the
-        # only holder, so every token descended from that login dies.
-        account_id = await repository.revoke_session(session, session_id, now=now)
+    if session_id is None:
+        return
+    account_id = await repository.revoke_session(session, session_id, now=clock())
+    if account_id is not None:
         await session.commit()
         security_event(
-            "refresh_token_reuse",
+            "session_revoked",
+            reason="logout",
             session_id=str(session_id),
-            account_id=str(account_id) if account_id is not None else None,
-            session_revoked=account_id is not None,
+            account_id=str(account_id),
         )
 
-    async def logout(self, session: AsyncSession, refresh_token: str) -> None:
-        token_hash = hash_refresh_token(refresh_token)
-        session_id = await repository.find_session_by_token(session, token_hash)
-        if session_id is None:
-            session_id = await repository.find_session_of_used_token(session, token_hash)
-        if session_id is None:
-            return
-        account_id = await repository.revoke_session(session, session_id, now=self.clock())
-        if account_id is not None:
-            await session.commit()
-            security_event(
-                "session_revoked",
-                reason="logout",
-                session_id=str(session_id),
-                account_id=str(account_id),
-            )
 
-    async def authenticated_account(self, session: AsyncSession, caller: Caller) -> Account:
-        """The caller's account; 401 for anonymous callers and for ended sessions."""
-        account_id = parse_uuid(caller.user_id)
-        if account_id is None:
-            raise NotAuthenticated()
-        session_id = parse_uuid(caller.session_id)
-        if session_id is not None and await repository.is_session_revoked(session, session_id):
-            raise NotAuthenticated("The session has ended.")
-        account = await repository.get_account(session, account_id)
-        if account is None:
-            raise NotAuthenticated()
-        return account
+async def authenticated_account(session: AsyncSession, caller: Caller) -> Account:
+    """The caller's account; 401 for anonymous callers and for ended sessions."""
+    account_id = parse_uuid(caller.user_id)
+    if account_id is None:
+        raise NotAuthenticated()
+    session_id = parse_uuid(caller.session_id)
+    if session_id is not None and await repository.is_session_revoked(session, session_id):
+        raise NotAuthenticated("The session has ended.")
+    account = await repository.get_account(session, account_id)
+    if account is None:
+        raise NotAuthenticated()
+    return account
 
-    async def admin_account(self, session: AsyncSession, caller: Caller) -> Account:
-        """The caller's account if both the gateway and the database say ADMIN, else 401/403."""
-        account = await self.authenticated_account(session, caller)
-        if not caller.is_admin or account.role != "ADMIN":
-            raise AdminRequired()
-        return account
 
-    async def list_users(
-        self, session: AsyncSession, *, limit: int, cursor: str | None
-    ) -> UserPage:
-        after: UserCursor | None = None
-        if cursor is not None:
-            try:
-                after = decode_cursor(cursor)
-            except MalformedCursor:
-                raise InvalidCursor() from None
-        rows = await repository.list_accounts(session, limit=limit + 1, after=after)
-        page = rows[:limit]
-        next_cursor = None
-        if len(rows) > limit:
-            last = page[-1]
-            next_cursor = encode_cursor(UserCursor(created_at=last.created_at, id=last.id))
-        return UserPage(
-            items=[UserPublic.model_validate(row) for row in page], next_cursor=next_cursor
-        )
+async def admin_account(session: AsyncSession, caller: Caller) -> Account:
+    """The caller's account if both the gateway and the database say ADMIN, else 401/403."""
+    account = await authenticated_account(session, caller)
+    if not caller.is_admin or account.role != "ADMIN":
+        raise AdminRequired()
+    return account
 
-    async def change_role(
-        self, session: AsyncSession, *, actor: Account, account_id: str, role: Role
-    ) -> Account:
-        target_id = parse_uuid(account_id)
-        target = await repository.get_account(session, target_id) if target_id else None
-        if target is None:
-            raise AccountNotFound()
-        if target.role == role:
-            return target
-        if role == "USER":
-            admins = await repository.lock_admins(session)
-            # Re-read under the lock: a concurrent request may have changed the target.
-            await session.refresh(target)
-            if target.role == role:
-                await session.commit()
-                return target
-            if len(admins) <= 1:
-                raise LastAdminDemotion()
-        old_role = target.role
-        target.role = role
-        revoked = await repository.revoke_account_sessions(session, target.id, now=self.clock())
-        await session.commit()
-        security_event(
-            "role_changed",
-            account_id=str(target.id),
-            old_role=old_role,
-            new_role=role,
-            changed_by=str(actor.id),
-            sessions_revoked=revoked,
-        )
+
+async def list_users(session: AsyncSession, *, limit: int, cursor: str | None) -> UserPage:
+    after: UserCursor | None = None
+    if cursor is not None:
+        try:
+            after = decode_cursor(cursor)
+        except MalformedCursor:
+            raise InvalidCursor() from None
+    rows = await repository.list_accounts(session, limit=limit + 1, after=after)
+    page = rows[:limit]
+    next_cursor = None
+    if len(rows) > limit:
+        last = page[-1]
+        next_cursor = encode_cursor(UserCursor(created_at=last.created_at, id=last.id))
+    return UserPage(items=[UserPublic.model_validate(row) for row in page], next_cursor=next_cursor)
+
+
+async def change_role(
+    session: AsyncSession,
+    *,
+    actor: Account,
+    account_id: str,
+    role: Role,
+    clock: Clock = utc_now,
+) -> Account:
+    target_id = parse_uuid(account_id)
+    target = await repository.get_account(session, target_id) if target_id else None
+    if target is None:
+        raise AccountNotFound()
+    if target.role == role:
         return target
+    if role == "USER":
+        admins = await repository.lock_admins(session)
+        # Re-read under the lock: a concurrent request may have changed the target.
+        await session.refresh(target)
+        if target.role == role:
+            await session.commit()
+            return target
+        if len(admins) <= 1:
+            raise LastAdminDemotion()
+    old_role = target.role
+    target.role = role
+    revoked = await repository.revoke_account_sessions(session, target.id, now=clock())
+    await session.commit()
+    security_event(
+        "role_changed",
+        account_id=str(target.id),
+        old_role=old_role,
+        new_role=role,
+        changed_by=str(actor.id),
+        sessions_revoked=revoked,
+    )
+    return target
 
-    async def revoked_sessions(
-        self, session: AsyncSession, *, since: datetime | None
-    ) -> tuple[list[tuple[uuid.UUID, datetime]], datetime]:
-        """Sessions revoked after `since` (at most the revocation retention back)."""
-        now = self.clock()
-        horizon = now - self.revocation_retention
-        start = horizon if since is None or since < horizon else since
-        return await repository.list_revoked_sessions(session, since=start), now
 
-    def _token_pair(
-        self,
-        account_id: uuid.UUID,
-        role: str,
-        session_id: uuid.UUID,
-        refresh_token: str,
-        now: datetime,
-    ) -> TokenPair:
-        access = self.issuer.access_token(
-            AccessTokenClaims(account_id=account_id, role=role, session_id=session_id),
-            now=now,
-        )
-        return TokenPair(
-            access_token=access,
-            expires_in=self.issuer.ttl_seconds,
-            refresh_token=refresh_token,
-            token=access,
-        )
+async def revoked_sessions(
+    session: AsyncSession, *, since: datetime | None, settings: Settings, clock: Clock = utc_now
+) -> tuple[list[tuple[uuid.UUID, datetime]], datetime]:
+    """Sessions revoked after `since` (at most the revocation retention back)."""
+    now = clock()
+    horizon = now - timedelta(seconds=settings.revocation_retention_seconds)
+    start = horizon if since is None or since < horizon else since
+    return await repository.list_revoked_sessions(session, since=start), now
+
+
+def _token_pair(
+    issuer: TokenIssuer,
+    account_id: uuid.UUID,
+    role: str,
+    session_id: uuid.UUID,
+    refresh_token: str,
+    now: datetime,
+) -> TokenPair:
+    access = issuer.access_token(
+        AccessTokenClaims(account_id=account_id, role=role, session_id=session_id),
+        now=now,
+    )
+    return TokenPair(
+        access_token=access,
+        expires_in=issuer.ttl_seconds,
+        refresh_token=refresh_token,
+        token=access,
+    )

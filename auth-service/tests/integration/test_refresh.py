@@ -104,22 +104,22 @@ async def test_refresh_after_logout_returns_401(api):
 async def test_refresh_after_the_idle_limit_returns_401(start_api, idle, absolute, later, status):
     async with start_api(refresh_idle_seconds=idle, refresh_absolute_seconds=absolute) as api:
         _, tokens = await api.new_user()
-        service = api.app.state.auth_service
-        service.clock = lambda: datetime.now(UTC) + later
+        state = api.app.state
+        state.clock = lambda: datetime.now(UTC) + later
         assert (await refresh(api, tokens["refresh_token"])).status_code == status
 
 
 async def test_refresh_after_the_absolute_limit_returns_401_however_active(start_api):
     async with start_api(refresh_idle_seconds=3600, refresh_absolute_seconds=7200) as api:
         _, tokens = await api.new_user()
-        service = api.app.state.auth_service
+        state = api.app.state
         current = tokens["refresh_token"]
         for minutes in (50, 100):
-            service.clock = lambda minutes=minutes: datetime.now(UTC) + timedelta(minutes=minutes)
+            state.clock = lambda minutes=minutes: datetime.now(UTC) + timedelta(minutes=minutes)
             response = await refresh(api, current)
             assert response.status_code == 200
             current = response.json()["refresh_token"]
-        service.clock = lambda: datetime.now(UTC) + timedelta(minutes=121)
+        state.clock = lambda: datetime.now(UTC) + timedelta(minutes=121)
         assert (await refresh(api, current)).status_code == 401
 
 

@@ -98,7 +98,7 @@ async def test_revocations_older_than_any_live_access_token_are_not_listed(api):
     _, tokens = await api.new_user()
     await api.client.post("/auth/logout", json={"refresh_token": tokens["refresh_token"]})
     retention = api.settings.revocation_retention_seconds
-    api.app.state.auth_service.clock = lambda: datetime.now(UTC) + timedelta(seconds=retention + 1)
+    api.app.state.clock = lambda: datetime.now(UTC) + timedelta(seconds=retention + 1)
     sids, _ = await revoked(api, since="2000-01-01T00:00:00Z")
     assert sid(tokens) not in sids
 

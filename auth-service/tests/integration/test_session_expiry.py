@@ -26,10 +26,10 @@ async def refresh(api: Any, token: str) -> httpx.Response:
 async def test_each_refresh_restarts_the_idle_clock(start_api):
     async with start_api(**LIMITS) as api:
         _, tokens = await api.new_user()
-        service = api.app.state.auth_service
+        state = api.app.state
         current = tokens["refresh_token"]
         for minutes in (50, 100, 150):  # 150 minutes after login, never 60 idle
-            service.clock = later(minutes)
+            state.clock = later(minutes)
             response = await refresh(api, current)
             assert response.status_code == 200, minutes
             current = response.json()["refresh_token"]
@@ -45,19 +45,19 @@ async def test_each_refresh_restarts_the_idle_clock(start_api):
 async def test_the_absolute_limit_counts_from_login(start_api, minutes, status):
     async with start_api(**LIMITS) as api:
         _, tokens = await api.new_user()
-        service = api.app.state.auth_service
+        state = api.app.state
         current = tokens["refresh_token"]
         for step in range(50, minutes, 50):
-            service.clock = later(step)
+            state.clock = later(step)
             current = (await refresh(api, current)).json()["refresh_token"]
-        service.clock = later(minutes)
+        state.clock = later(minutes)
         assert (await refresh(api, current)).status_code == status
 
 
 async def test_an_expired_session_is_not_a_revocation(start_api):
     async with start_api(**LIMITS) as api:
         _, tokens = await api.new_user()
-        api.app.state.auth_service.clock = later(61)
+        api.app.state.clock = later(61)
         assert (await refresh(api, tokens["refresh_token"])).status_code == 401
         # Its access tokens end at their own exp; nothing is sent to the gateways.
         listed = (await api.client.get("/internal/revocations")).json()["revoked_sessions"]
@@ -68,7 +68,7 @@ async def test_an_expired_session_is_not_a_revocation(start_api):
 async def test_logout_of_an_expired_session_still_returns_204(start_api):
     async with start_api(**LIMITS) as api:
         _, tokens = await api.new_user()
-        api.app.state.auth_service.clock = later(181)
+        api.app.state.clock = later(181)
         response = await api.client.post(
             "/auth/logout", json={"refresh_token": tokens["refresh_token"]}
         )

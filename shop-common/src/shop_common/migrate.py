@@ -96,11 +96,16 @@ def run_alembic_environment(
     def database_url() -> str:
         return config.get_main_option("sqlalchemy.url") or default_url()
 
+    def include_name(name: str | None, kind: str, _parent: Any) -> bool:
+        # Services may share one database: autogenerate must not see another's tables.
+        return kind != "table" or name in metadata.tables
+
     def run_migrations(connection: Connection) -> None:
         context.configure(
             connection=connection,
             target_metadata=metadata,
             version_table=version_table,
+            include_name=include_name,
             render_as_batch=connection.dialect.name == "sqlite",
             compare_type=True,
             include_object=in_schema_of(connection.dialect.name),
