@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 from dataclasses import dataclass
 
 import httpx
@@ -36,6 +37,31 @@ class Seen:
     word: str
     order_id: str
     stock_left: int
+
+
+READY_WAIT_SECONDS = 90.0
+
+
+def wait_until_ready(client: httpx.Client) -> float:
+    """Until the gateway's /ready reports every check "ok" (each service's own /ready,
+    its database included), as a load balancer or a readiness probe would wait; the
+    seconds it took. A container's HEALTHCHECK is liveness (/health): healthy is not yet
+    able to reach the database (podman's DNS can stall for seconds after a container
+    joins the network)."""
+    started = time.monotonic()
+    report: object = None
+    while time.monotonic() - started < READY_WAIT_SECONDS:
+        try:
+            response = client.get("/ready")
+            report = response.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            report = repr(exc)
+        else:
+            checks = report.get("checks", {}) if isinstance(report, dict) else {}
+            if response.status_code == 200 and checks and set(checks.values()) == {"ok"}:
+                return time.monotonic() - started
+        time.sleep(0.5)
+    raise FlowError(f"GET /ready not ok after {READY_WAIT_SECONDS:.0f} s: {report}")
 
 
 def login(client: httpx.Client, email: str, password: str) -> str:

@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 import yaml
 from engine import Engine, StackError, has_healthcheck
-from flow import after_restart, first_run
+from flow import after_restart, first_run, wait_until_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -342,6 +342,18 @@ def check_volumes_removed(engine: Engine) -> None:
 # --- main --------------------------------------------------------------------------------
 
 
+def say_service_logs(engine: Engine) -> None:
+    """The last lines of every long-running container, so a failed run says why."""
+    try:
+        found = engine.containers()
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+        say(f"no logs: {exc}")
+        return
+    for service, containers in sorted(found.items()):
+        for container in containers:
+            say(f"--- logs of {service}:\n{engine.logs(container)}")
+
+
 def compose_command(engine_name: str, tools: Path) -> list[str]:
     if engine_name == "docker":
         return ["docker", "compose"]
@@ -403,6 +415,7 @@ def main(argv: list[str]) -> int:
             check()
             say(f"ok: {label}")
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            say(f"ok: GET /ready, every check ok after {wait_until_ready(client):.1f} s")
             seen = first_run(client, admin_email=admin_email, admin_password=admin_password)
             say(
                 "ok: register, login, me, create, list with q, USER delete 403, ADMIN delete, "
@@ -414,6 +427,7 @@ def main(argv: list[str]) -> int:
                 engine.down(volumes=False)
                 engine.up(stages, one_shots)
             check_one_shots(engine, compose)
+            say(f"ok: GET /ready, every check ok after {wait_until_ready(client):.1f} s")
             after_restart(client, seen)
             say("ok: a second up keeps accounts, products, orders, stock and keys")
         engine.down(volumes=True)
@@ -424,6 +438,7 @@ def main(argv: list[str]) -> int:
         return 0
     except (StackError, AssertionError, subprocess.CalledProcessError, httpx.HTTPError) as exc:
         say(f"FAILED: {exc}")
+        say_service_logs(engine)
         return 1
     finally:
         # Idempotent: nothing stays behind, whatever happened before.
