@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import BeforeValidator, Field, field_validator
+from pydantic import AfterValidator, BeforeValidator, Field, create_model, field_validator
 from pydantic_settings import NoDecode
 
 from api_gateway.bulkhead import DEFAULT_SEARCH_CONCURRENCY
 from api_gateway.ratelimit import Rate, parse_optional_rate, parse_rate
-from shop_common.services import GATEWAY, service_named
+from shop_common.services import GATEWAY, UPSTREAMS, ServiceSpec, service_named
 from shop_common.settings import ServiceSettings
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -56,21 +56,51 @@ def check_upstream_url(url: str) -> str:
     return url.rstrip("/")
 
 
-class Settings(ServiceSettings):
+def _check_upstream_urls(urls: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(check_upstream_url(url) for url in urls)
+
+
+UpstreamUrls = Annotated[CommaList, AfterValidator(_check_upstream_urls)]
+
+
+def _upstream_field_names(service: ServiceSpec) -> tuple[str, str, str]:
+    """Its listen settings (AUTH_HOST, AUTH_PORT) and its URL list (AUTH_SERVICE_URL), as
+    the gateway's field names."""
+    if service.upstream_setting is None:
+        raise KeyError(f"{service.name} is not behind the gateway")
+    return (
+        service.host_setting.lower(),
+        service.port_setting.lower(),
+        service.upstream_setting.lower(),
+    )
+
+
+def _upstream_fields() -> dict[str, Any]:
+    """Three settings per upstream in shop_common.services: a service added there is
+    routed to with no edit here. Upstreams: explicit URLs (comma-separated for several
+    instances), else derived from the service's own listen settings, so AUTH_PORT alone
+    moves the service and the gateway's target."""
+    fields: dict[str, Any] = {}
+    for service in UPSTREAMS:
+        host, port, urls = _upstream_field_names(service)
+        fields[host] = (str, "127.0.0.1")
+        fields[port] = (int, Field(default=service.port, ge=1, le=65535))
+        fields[urls] = (UpstreamUrls, ())
+    return fields
+
+
+if TYPE_CHECKING:
+    _WithUpstreams = ServiceSettings
+else:
+    _WithUpstreams = create_model(
+        "_WithUpstreams", __base__=ServiceSettings, __module__=__name__, **_upstream_fields()
+    )
+
+
+class Settings(_WithUpstreams):
     gateway_host: str = "0.0.0.0"
     gateway_port: int = Field(default=GATEWAY.port, ge=1, le=65535)
 
-    # Upstreams: explicit URLs (comma-separated for several instances), else derived from
-    # the services' own listen settings so AUTH_PORT alone moves the service and our target.
-    auth_host: str = "127.0.0.1"
-    auth_port: int = Field(default=service_named("auth-service").port, ge=1, le=65535)
-    product_host: str = "127.0.0.1"
-    product_port: int = Field(default=service_named("product-service").port, ge=1, le=65535)
-    order_host: str = "127.0.0.1"
-    order_port: int = Field(default=service_named("order-service").port, ge=1, le=65535)
-    auth_service_url: CommaList = ()
-    product_service_url: CommaList = ()
-    order_service_url: CommaList = ()
     upstream_timeout: float = Field(default=10.0, gt=0, le=600)
     # How often every instance's /ready is probed, so the balancer skips the ones that
     # are down or draining (under the services' 3 s drain, with room for one miss).
@@ -129,11 +159,6 @@ class Settings(ServiceSettings):
     token_cache_size: int = Field(default=10_000, ge=0)
     ready_cache_seconds: float = Field(default=1.0, ge=0)
 
-    @field_validator("auth_service_url", "product_service_url", "order_service_url")
-    @classmethod
-    def _check_urls(cls, urls: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(check_upstream_url(url) for url in urls)
-
     @field_validator("redis_url")
     @classmethod
     def _check_redis_url(cls, url: str | None) -> str | None:
@@ -159,17 +184,11 @@ class Settings(ServiceSettings):
                 raise ValueError(f"{origin!r} is not an origin like https://shop.example")
         return tuple(origin.rstrip("/") for origin in origins)
 
-    @property
-    def auth_urls(self) -> tuple[str, ...]:
-        return self.auth_service_url or (local_url(self.auth_host, self.auth_port),)
-
-    @property
-    def product_urls(self) -> tuple[str, ...]:
-        return self.product_service_url or (local_url(self.product_host, self.product_port),)
-
-    @property
-    def order_urls(self) -> tuple[str, ...]:
-        return self.order_service_url or (local_url(self.order_host, self.order_port),)
+    def upstream_urls(self, name: str) -> tuple[str, ...]:
+        """Where the instances of the upstream called `name` (shop_common.services) are."""
+        host, port, urls = _upstream_field_names(service_named(name))
+        listed: tuple[str, ...] = getattr(self, urls)
+        return listed or (local_url(getattr(self, host), getattr(self, port)),)
 
     @property
     def trusted_networks(self) -> tuple[Network, ...]:

@@ -55,9 +55,7 @@ class Gateway:
         self.settings = settings
         self.tracing = tracing or _otlp_tracing(settings)
         self.upstreams = {
-            Service.AUTH: Upstream(Service.AUTH, settings.auth_urls),
-            Service.PRODUCT: Upstream(Service.PRODUCT, settings.product_urls),
-            Service.ORDER: Upstream(Service.ORDER, settings.order_urls),
+            service: Upstream(service, settings.upstream_urls(service)) for service in Service
         }
         self.redis: RedisLink | None = None
         if settings.redis_url:

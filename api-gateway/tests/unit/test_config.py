@@ -34,8 +34,8 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_defaults_follow_the_contract() -> None:
     settings = Settings()
     assert (settings.gateway_host, settings.gateway_port) == ("0.0.0.0", 5000)
-    assert settings.auth_urls == ("http://127.0.0.1:5001",)
-    assert settings.product_urls == ("http://127.0.0.1:5002",)
+    assert settings.upstream_urls("auth-service") == ("http://127.0.0.1:5001",)
+    assert settings.upstream_urls("product-service") == ("http://127.0.0.1:5002",)
     assert settings.upstream_timeout == 10
     assert settings.cors_origins == ()
     assert settings.trusted_networks == ()
@@ -73,13 +73,13 @@ def test_a_service_port_alone_moves_the_gateways_target(monkeypatch: pytest.Monk
     monkeypatch.setenv("PRODUCT_HOST", "0.0.0.0")
     monkeypatch.setenv("PRODUCT_PORT", "6002")
     settings = Settings()
-    assert settings.auth_urls == ("http://127.0.0.1:6001",)
-    assert settings.product_urls == ("http://127.0.0.1:6002",)
+    assert settings.upstream_urls("auth-service") == ("http://127.0.0.1:6001",)
+    assert settings.upstream_urls("product-service") == ("http://127.0.0.1:6002",)
 
 
 def test_an_ipv6_service_host_is_bracketed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AUTH_HOST", "::")
-    assert Settings().auth_urls == ("http://[::1]:5001",)
+    assert Settings().upstream_urls("auth-service") == ("http://[::1]:5001",)
 
 
 def test_upstream_urls_take_a_comma_separated_list(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -87,8 +87,11 @@ def test_upstream_urls_take_a_comma_separated_list(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("AUTH_PORT", "6001")  # an explicit URL wins over host and port
     monkeypatch.setenv("AUTH_SERVICE_URL", "https://auth.internal")
     settings = Settings()
-    assert settings.product_urls == ("http://product-a:5002", "http://product-b:5002")
-    assert settings.auth_urls == ("https://auth.internal",)
+    assert settings.upstream_urls("product-service") == (
+        "http://product-a:5002",
+        "http://product-b:5002",
+    )
+    assert settings.upstream_urls("auth-service") == ("https://auth.internal",)
 
 
 def test_lists_and_limits_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
