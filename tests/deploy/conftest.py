@@ -99,6 +99,13 @@ class Dockerfile:
                 stages[-1].append(instruction)
         return stages
 
+    def stage(self, name: str) -> list[Instruction]:
+        """The stage named `name` (`FROM ... AS name`)."""
+        for stage in self.stages():
+            if stage[0].value.lower().endswith(f" as {name}"):
+                return stage
+        raise AssertionError(f"{self.path}: no stage named {name}")
+
     def final(self, keyword: str) -> list[str]:
         """The values of `keyword` in the stage that becomes the image."""
         return [i.value for i in self.stages()[-1] if i.keyword == keyword]

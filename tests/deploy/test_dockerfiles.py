@@ -70,7 +70,7 @@ def test_the_image_is_built_in_stages_from_a_slim_python(
 def test_dependencies_come_from_the_lock_file_without_dev_tools(
     service: Service, dockerfiles: dict[str, Dockerfile]
 ) -> None:
-    runs = [i.value for i in dockerfiles[service.name].stages()[0] if i.keyword == "RUN"]
+    runs = [i.value for i in dockerfiles[service.name].stage("build") if i.keyword == "RUN"]
     syncs = [value for value in runs if "uv sync" in value]
     assert syncs, "uv sync installs the packages"
     for command in syncs:
@@ -78,8 +78,8 @@ def test_dependencies_come_from_the_lock_file_without_dev_tools(
         assert "--no-dev" in command
         assert f"--package {service.name}" in command
     assert "--no-editable" in syncs[-1], "the service is installed, not linked to its source"
-    copied = " ".join(i.value for i in dockerfiles[service.name].stages()[0] if i.keyword == "COPY")
-    assert "uv.lock" in copied
+    manifests = dockerfiles[service.name].stage("manifests")
+    assert any(i.keyword == "RUN" and "! -name uv.lock" in i.value for i in manifests)
 
 
 def workspace_members() -> list[str]:
@@ -94,21 +94,31 @@ def test_every_workspace_member_has_an_image_or_is_shared_code() -> None:
 
 
 @pytest.mark.parametrize("service", SERVICE_PARAMS)
-def test_the_dependency_layer_copies_every_workspace_members_pyproject(
+def test_the_dependency_layer_gets_every_members_manifest_without_naming_one(
     service: Service, dockerfiles: dict[str, Dockerfile]
 ) -> None:
     # `uv sync --frozen` reads the whole workspace: a member whose pyproject.toml is
-    # missing fails the build ("Workspace member ... is missing a pyproject.toml").
-    build = dockerfiles[service.name].stages()[0]
+    # missing fails the build ("Workspace member ... is missing a pyproject.toml"). The
+    # manifests stage keeps every pyproject.toml and the lock file of the context, so a
+    # new member needs no edit here; its times are zeroed so its output, and with it the
+    # dependency layer's cache, survive source edits.
+    dockerfile = dockerfiles[service.name]
+    manifests = dockerfile.stage("manifests")
+    assert [i.value for i in manifests if i.keyword == "COPY"] == [". /src"]
+    (keep,) = [i.value for i in manifests if i.keyword == "RUN"]
+    assert "-type f ! -name pyproject.toml ! -name uv.lock -delete" in keep
+    assert "touch -h -d @0" in keep
+    build = dockerfile.stage("build")
     first_sync = next(i for i, step in enumerate(build) if "uv sync" in step.value)
-    copied = {
-        source
-        for step in build[:first_sync]
-        if step.keyword == "COPY"
-        for source in step.value.split()[:-1]
-    }
-    for member in workspace_members():
-        assert f"{member}/pyproject.toml" in copied, f"{service.name}: {member}/pyproject.toml"
+    before_sync = [step.value for step in build[:first_sync] if step.keyword == "COPY"]
+    assert before_sync == ["--from=manifests /src/ ./"]
+    assert "--no-install-workspace" in build[first_sync].value
+    # Its own package and shop-common come after: no other member's files are copied.
+    others = set(workspace_members()) - {service.name, "shop-common"}
+    for step in dockerfile.instructions:
+        if step.keyword == "COPY":
+            named = {source.split("/")[0] for source in step.value.split()[:-1]}
+            assert not named & others, f"{service.name}: COPY {step.value}"
 
 
 @pytest.mark.parametrize("service", SERVICE_PARAMS)
@@ -219,4 +229,5 @@ def test_every_file_the_dockerfile_copies_is_in_the_build_context(
         for source in sources:
             assert (ROOT / source).exists(), source
             inside = source if (ROOT / source).is_file() else f"{source}/pyproject.toml"
+            inside = str(Path(inside))  # `COPY . /src`: ./pyproject.toml is pyproject.toml
             assert not _ignored(inside, patterns), f"{source} is excluded by .dockerignore"
