@@ -84,10 +84,10 @@ fmt: install
 	$(BIN)/ruff check --fix .
 
 test-unit: install
-	$(PYTEST) -q $(addsuffix /tests/unit,auth-service product-service order-service api-gateway)
+	$(PYTEST) -q $(addsuffix /tests/unit,$(filter-out shop-common,$(SERVICES)))
 
 test-integration: install
-	$(PYTEST) -q $(addsuffix /tests/integration,auth-service product-service order-service api-gateway)
+	$(PYTEST) -q $(addsuffix /tests/integration,$(filter-out shop-common,$(SERVICES)))
 
 test-e2e: install
 	$(PYTEST) -q tests/e2e

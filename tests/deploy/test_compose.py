@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from shop_common.services import UPSTREAMS, WITH_DATABASE
 from tests.deploy.conftest import (
     BY_NAME,
     COMPOSE_FILE,
@@ -23,14 +24,10 @@ from tests.deploy.conftest import (
 )
 
 SCHEMA = HERE / "compose-spec.schema.json"
-ONE_SHOTS = (
-    "gateway-keys",
-    "order-service-keys",
-    "auth-keys",
-    "migrate-auth",
-    "migrate-product",
-    "migrate-order",
-)
+# The key steps, then one migration step per listed database (migrate-auth, ...).
+KEY_STEPS = ("gateway-keys", "order-service-keys", "auth-keys")
+MIGRATIONS = tuple(f"migrate-{service.settings_prefix.lower()}" for service in WITH_DATABASE)
+ONE_SHOTS = KEY_STEPS + MIGRATIONS
 BACKING = ("postgres", "redis", "nats")
 
 
@@ -109,7 +106,7 @@ def test_servers_wait_for_healthy_or_finished_dependencies(compose: dict[str, An
             )
             assert rule == {"condition": expected}, (name, dependency)
     gateway_needs = set(services["api-gateway"]["depends_on"])
-    assert gateway_needs == {"auth-service", "product-service", "order-service", "redis"}
+    assert gateway_needs == {service.name for service in UPSTREAMS} | {"redis"}
     assert {"migrate-auth", "auth-keys", "gateway-keys"} <= set(
         services["auth-service"]["depends_on"]
     )
@@ -267,7 +264,8 @@ def test_the_gateway_reaches_the_services_by_their_compose_names(
 
 def test_postgres_gets_one_database_per_service(compose: dict[str, Any]) -> None:
     postgres = compose["services"]["postgres"]
-    assert postgres["environment"]["POSTGRES_MULTIPLE_DATABASES"] == "auth,product,order"
+    databases = ",".join(service.settings_prefix.lower() for service in WITH_DATABASE)
+    assert postgres["environment"]["POSTGRES_MULTIPLE_DATABASES"] == databases
     script = next(v for v in postgres["volumes"] if "create-databases.sh" in v)
     source, target, mode = script.split(":")
     assert (ROOT / source).is_file() and target.startswith("/docker-entrypoint-initdb.d/")

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from shop_common.services import WITH_DATABASE
 from tests.deploy.conftest import COMPOSE_FILE, ROOT
 
 IMAGES = ROOT / "deploy" / "images"
@@ -94,13 +95,12 @@ def test_a_service_added_later_is_planned_without_editing_the_test(
 
 
 def test_one_shot_steps_are_the_ones_run_to_completion(compose: dict[str, Any]) -> None:
+    migrations = {f"migrate-{service.settings_prefix.lower()}" for service in WITH_DATABASE}
     assert plan.one_shot_services(compose) == {
         "gateway-keys",
         "auth-keys",
         "order-service-keys",
-        "migrate-auth",
-        "migrate-product",
-        "migrate-order",
+        *migrations,
     }
 
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 
+from shop_common.services import UPSTREAMS, WITH_DATABASE
 from tests.deploy.conftest import (
     K8S,
     OLDEST_KUBERNETES,
@@ -32,10 +33,8 @@ SERVICE_PARAMS = [pytest.param(service, id=service.name) for service in SERVICES
 AUTOSCALED = {"api-gateway", "product-service", "order-service"}
 # Who may call each service (NetworkPolicy ingress): the gateway, and order-service for
 # product-service's stock reservations.
-CALLERS = {
-    "auth-service": {"api-gateway"},
+CALLERS = {service.name: {"api-gateway"} for service in UPSTREAMS} | {
     "product-service": {"api-gateway", "order-service"},
-    "order-service": {"api-gateway"},
 }
 
 
@@ -256,14 +255,17 @@ def test_network_policies_let_pods_reach_only_what_they_use(
 ) -> None:
     documents = rendered[overlay]
     expected = {
-        ("Deployment", "api-gateway"): {53, 5001, 5002, 5003, 6379},
+        # DNS, every upstream's port, Redis.
+        ("Deployment", "api-gateway"): {53, 6379} | {service.port for service in UPSTREAMS},
         ("Deployment", "auth-service"): {53, 5432, 6379},
         # NATS (4222): the outbox relays publish, product-service consumes ORDERS.
         ("Deployment", "product-service"): {53, 4222, 5432},
         ("Deployment", "order-service"): {53, 4222, 5002, 5432},
-        ("Job", "auth-migrate"): {53, 5432},
-        ("Job", "product-migrate"): {53, 5432},
-        ("Job", "order-migrate"): {53, 5432},
+        # Each migration Job: DNS and PostgreSQL only.
+        **{
+            ("Job", f"{service.settings_prefix.lower()}-migrate"): {53, 5432}
+            for service in WITH_DATABASE
+        },
     }
     for (kind, name), ports in expected.items():
         assert egress_ports(documents, pod_labels(documents, kind, name)) == ports, name
@@ -307,7 +309,9 @@ def test_keys_come_from_secrets_each_pod_mounts_read_only(rendered: Rendered, ov
                 assert mount["readOnly"] is True
                 assert "subPath" not in mount, "a subPath mount never sees a rotated Secret"
                 mounts[service.name][secrets[mount["name"]]] = mount["mountPath"]
-    assert mounts == {
+    # A service with no key of its own mounts the gateway's public key only.
+    only_the_gateway_s = {"gateway-public-key": "/data/keys/gateway-public"}
+    assert mounts == {service.name: only_the_gateway_s for service in SERVICES} | {
         "auth-service": {
             "auth-signing-keys": "/data/keys/auth",
             "gateway-public-key": "/data/keys/gateway-public",
@@ -359,9 +363,7 @@ def test_the_base_settings_are_the_env_example_defaults_plus_the_service_urls() 
     example = read_dotenv(ROOT / ".env.example")
     assert {key: base[key] for key in example} == example
     assert set(base) - set(example) == {
-        "AUTH_SERVICE_URL",
-        "PRODUCT_SERVICE_URL",
-        "ORDER_SERVICE_URL",
+        *(service.upstream_setting for service in UPSTREAMS),
         "NATS_URL",  # an external JetStream (the NATS Helm chart or a managed service)
         "SIGNING_KEY_ACTIVATION_SECONDS",  # a Secret update takes ~1 min to reach every pod
         "DATABASE_POOL_SIZE",  # many pods share one PostgreSQL: the connection budget

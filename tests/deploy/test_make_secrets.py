@@ -14,13 +14,16 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from shop_common.services import WITH_DATABASE
 from tests.deploy.conftest import K8S, OVERLAYS, of_kind, referenced_secrets
 
 SCRIPT = K8S / "make_secrets.py"
 ENV = {
-    "AUTH_DATABASE_URL": "postgresql+asyncpg://auth:pw@db.example:5432/auth",
-    "PRODUCT_DATABASE_URL": "postgresql+asyncpg://product:pw@db.example:5432/product",
-    "ORDER_DATABASE_URL": "postgresql+asyncpg://order:pw@db.example:5432/order",
+    # One database URL per listed service (AUTH_DATABASE_URL, ...), then Redis.
+    **{
+        str(service.database_setting): f"postgresql+asyncpg://u:pw@db.example:5432/{service.name}"
+        for service in WITH_DATABASE
+    },
     "REDIS_URL": "redis://redis.example:6379/0",
 }
 
