@@ -6,6 +6,7 @@ their published schemas, and the images' command lines are run as local processe
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import re
@@ -196,15 +197,10 @@ def compose() -> dict[str, Any]:
 
 def settings_names() -> set[str]:
     """Every environment variable some service reads: its settings' fields, upper-cased."""
-    from api_gateway.config import Settings as GatewaySettings
-    from auth_service.config import Settings as AuthSettings
-    from order_service.config import Settings as OrderSettings
-    from product_service.config import Settings as ProductSettings
-
     return {
         name.upper()
-        for settings in (AuthSettings, ProductSettings, OrderSettings, GatewaySettings)
-        for name in settings.model_fields
+        for service in LISTED
+        for name in importlib.import_module(f"{service.package}.config").Settings.model_fields
     }
 
 
