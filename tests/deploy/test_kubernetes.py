@@ -493,3 +493,14 @@ def test_a_containers_own_pool_size_counts_over_the_settings() -> None:
         deployment("product-service", [{"name": "PRODUCT_PORT", "value": "5002"}]),
     ]
     assert pool_sizes(documents, 4) == {"order-service": 8, "product-service": 4}
+
+
+def test_the_production_overlay_names_a_registry_image_for_every_pod(rendered: Rendered) -> None:
+    """Every Deployment's and Job's image is mapped by the overlay's `images:` list: a
+    service added to the base but not there would pull `shop/<name>` from Docker Hub."""
+    for name, spec in pod_specs(rendered["production"]):
+        for container in spec["containers"]:
+            assert container["image"].startswith("registry.example.com/shop/"), (
+                name,
+                container["image"],
+            )
