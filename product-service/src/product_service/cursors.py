@@ -1,38 +1,42 @@
 """What a list request asks for (filters, sort) and the opaque cursor that continues it.
 
-A cursor holds the sort, the sort key and id of the last item sent, a fingerprint of
-the filters and a checksum, in URL-safe base64. The checksum catches edited or
-truncated cursors; it is not a secret, since a forged but well-formed cursor can only
-move the starting point of a query the caller could ask for anyway.
+A cursor (shop_common.cursors) holds the sort, the sort key and id of the last item sent
+and a fingerprint of the filters.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import hmac
 import json
-import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, get_args
 
+from shop_common.cursors import InvalidCursor, not_ours, open_cursor, seal_cursor
+
+__all__ = [
+    "DEFAULT_SORT",
+    "MAX_CURSOR_LENGTH",
+    "SORTS",
+    "InvalidCursor",
+    "Position",
+    "ProductFilter",
+    "Sort",
+    "SortValue",
+    "decode_cursor",
+    "encode_cursor",
+    "sort_column",
+]
+
 Sort = Literal["created_at", "-created_at", "price", "-price", "name", "-name"]
 SORTS: tuple[Sort, ...] = get_args(Sort)
 DEFAULT_SORT: Sort = "-created_at"
 MAX_CURSOR_LENGTH = 4096
-_CHECKSUM_BYTES = 16
-_CHECKSUM_KEY = b"product-service cursor v1"
+_CURSOR_KEY = b"product-service cursor v1"
 _VERSION = 1
-_BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
 
 SortValue = datetime | int | str
-
-
-class InvalidCursor(ValueError):
-    """The cursor was not made by this service for this sort and these filters."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,27 +84,13 @@ def encode_cursor(sort: Sort, filters: ProductFilter, position: Position) -> str
         "k": key,
         "i": position.id.hex,
     }
-    raw = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
-    token = raw + _checksum(raw)
-    return base64.urlsafe_b64encode(token).rstrip(b"=").decode("ascii")
+    return seal_cursor(payload, key=_CURSOR_KEY)
 
 
 def decode_cursor(cursor: str, *, sort: Sort, filters: ProductFilter) -> Position:
-    if len(cursor) > MAX_CURSOR_LENGTH or not _BASE64URL.fullmatch(cursor):
-        raise InvalidCursor("is not a cursor from this API")
-    try:
-        token = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-    except binascii.Error:
-        raise InvalidCursor("is not a cursor from this API") from None
-    raw, checksum = token[:-_CHECKSUM_BYTES], token[-_CHECKSUM_BYTES:]
-    if len(token) <= _CHECKSUM_BYTES or not hmac.compare_digest(checksum, _checksum(raw)):
-        raise InvalidCursor("is not a cursor from this API")
-    try:
-        payload = json.loads(raw)
-    except ValueError:
-        raise InvalidCursor("is not a cursor from this API") from None
-    if not isinstance(payload, dict) or payload.get("v") != _VERSION:
-        raise InvalidCursor("is not a cursor from this API")
+    payload = open_cursor(cursor, key=_CURSOR_KEY, max_length=MAX_CURSOR_LENGTH)
+    if payload.get("v") != _VERSION:
+        raise not_ours()
     if payload.get("s") != sort:
         raise InvalidCursor("was made for another sort")
     if payload.get("f") != filters.fingerprint():
@@ -118,10 +108,10 @@ def _sort_value(sort: Sort, key: object) -> SortValue:
         try:
             moment = datetime.fromisoformat(key)
         except ValueError:
-            raise InvalidCursor("is not a cursor from this API") from None
+            raise not_ours() from None
         if moment.tzinfo is not None:
             return moment.astimezone(UTC)
-    raise InvalidCursor("is not a cursor from this API")
+    raise not_ours()
 
 
 def _uuid(value: object) -> uuid.UUID:
@@ -130,8 +120,4 @@ def _uuid(value: object) -> uuid.UUID:
             return uuid.UUID(hex=value)
         except ValueError:
             pass
-    raise InvalidCursor("is not a cursor from this API")
-
-
-def _checksum(raw: bytes) -> bytes:
-    return hashlib.blake2b(raw, key=_CHECKSUM_KEY, digest_size=_CHECKSUM_BYTES).digest()
+    raise not_ours()
