@@ -195,12 +195,15 @@ async def get_product(
         **problem_responses(*_BODY_PROBLEMS, why={409: _WRITE_PROBLEMS[409]}),
     },
 )
-async def create_product(
-    data: ProductCreate, actor: ActorDep, session: SessionDep, request: Request
-) -> Response:
+async def create_product(data: ProductCreate, actor: ActorDep, request: Request) -> Response:
     """Create a product owned by the caller; `Location` and `ETag` name it."""
+    # No session dependency: on PostgreSQL the write is one autocommit statement, and a
+    # session opened and closed around it cost ~10 % of the request's CPU.
     row = await service.create_product(
-        session, actor=actor, data=data, autocommit=_one_statement_engine(request)
+        request.app.state.sessionmaker,
+        actor=actor,
+        data=data,
+        autocommit=_one_statement_engine(request),
     )
     headers = {"Location": f"/products/{row[ID]}", "ETag": product_etag(row[ID], row[VERSION])}
     return Response(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +24,7 @@ from product_service.exceptions import (
 )
 from product_service.models import Product
 from product_service.schemas import ProductCreate, ProductUpdate
+from shop_common.database import open_session
 from shop_common.etags import Condition
 from shop_common.etags import entity_tag as product_etag
 
@@ -69,7 +70,7 @@ def parse_product_id(text: str) -> uuid.UUID:
 
 
 async def create_product(
-    session: AsyncSession,
+    sessions: Callable[[], AsyncSession],
     *,
     actor: Actor,
     data: ProductCreate,
@@ -79,7 +80,8 @@ async def create_product(
     (no ORM object, no flush, nothing to read back) and its outbox row, one commit.
 
     With `autocommit` (PostgreSQL, and a request that may commit alone:
-    shop_common.database.may_commit_alone) both are one statement, one round trip."""
+    shop_common.database.may_commit_alone) both are one statement, one round trip, and no
+    session is opened at all; else a session from `sessions` makes the transaction."""
     now = datetime.now(UTC)
     values = {
         "id": uuid.uuid4(),
@@ -97,13 +99,14 @@ async def create_product(
         except IntegrityError:
             raise SkuAlreadyUsed("Another product already has this SKU.") from None
         return row
-    try:
-        await repository.insert_product(session, values)
-        await record_product_event(session, "created", product_document(row))
-        await session.commit()
-    except IntegrityError:
-        await session.rollback()
-        raise SkuAlreadyUsed("Another product already has this SKU.") from None
+    async with open_session(sessions) as session:
+        try:
+            await repository.insert_product(session, values)
+            await record_product_event(session, "created", product_document(row))
+            await session.commit()
+        except IntegrityError:
+            await session.rollback()
+            raise SkuAlreadyUsed("Another product already has this SKU.") from None
     return row
 
 
