@@ -6,7 +6,6 @@ import uuid
 from typing import Annotated
 
 from fastapi import Depends, Header, Query, Request
-from pydantic import WithJsonSchema
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from order_service.cursors import MAX_CURSOR_LENGTH, InvalidCursor, OrderFilter, decode_cursor
@@ -15,8 +14,8 @@ from order_service.schemas import PublicStatus
 from order_service.service import Actor, ListRequest
 from order_service.stock import StockClient
 from shop_common.credential import Caller
-from shop_common.dependencies import get_caller, get_session
-from shop_common.etags import Condition, parse_condition
+from shop_common.dependencies import get_caller, get_session, if_match_dependency
+from shop_common.etags import Condition
 
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
@@ -64,26 +63,10 @@ async def idempotency_key(
 
 IdempotencyKeyDep = Annotated[str, Depends(idempotency_key)]
 
-_ETAG_LIST_SCHEMA = WithJsonSchema(
-    {"type": "string", "examples": ['"8a1f5c2e3b4d4e6f9a7b0c1d2e3f4a5b-1"', "*"]}
-)
-
-
-async def if_match_condition(
-    if_match: Annotated[
-        list[str] | None,
-        Header(
-            alias="If-Match",
-            description="ETags (comma-separated) or `*`: the action happens only if one of "
-            "them is the order's current ETag, else 412.",
-        ),
-        _ETAG_LIST_SCHEMA,
-    ] = None,
-) -> Condition | None:
-    return parse_condition(if_match or [])
-
-
-IfMatchDep = Annotated[Condition | None, Depends(if_match_condition)]
+IfMatchDep = Annotated[
+    Condition | None,
+    Depends(if_match_dependency("order", '"8a1f5c2e3b4d4e6f9a7b0c1d2e3f4a5b-1"')),
+]
 
 
 async def list_request(

@@ -33,7 +33,7 @@ from product_service.prices import (
 )
 from product_service.service import Actor, ListRequest
 from shop_common.credential import Caller
-from shop_common.dependencies import get_caller, get_session
+from shop_common.dependencies import get_caller, get_session, if_match_dependency
 from shop_common.etags import Condition, parse_condition
 from shop_common.models import ALLOWED_IN_LONG_TEXT, has_control_character
 
@@ -68,20 +68,6 @@ _ETAG_LIST_SCHEMA = WithJsonSchema(
 )
 
 
-async def if_match_condition(
-    if_match: Annotated[
-        list[str] | None,
-        Header(
-            alias="If-Match",
-            description="ETags (comma-separated) or `*`: the write happens only if one of "
-            "them is the product's current ETag, else 412.",
-        ),
-        _ETAG_LIST_SCHEMA,
-    ] = None,
-) -> Condition | None:
-    return parse_condition(if_match or [])
-
-
 async def if_none_match_condition(
     if_none_match: Annotated[
         list[str] | None,
@@ -96,7 +82,10 @@ async def if_none_match_condition(
     return parse_condition(if_none_match or [])
 
 
-IfMatchDep = Annotated[Condition | None, Depends(if_match_condition)]
+IfMatchDep = Annotated[
+    Condition | None,
+    Depends(if_match_dependency("product", '"5f0c3a1e9d2b4c7a8e6f1b2c3d4e5f6a-1"')),
+]
 IfNoneMatchDep = Annotated[Condition | None, Depends(if_none_match_condition)]
 
 

@@ -1,14 +1,18 @@
-"""Request dependencies every service with a database shares: its session, its caller."""
+"""Request dependencies every service with a database shares: its session, its caller,
+its conditional-request headers."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Header, Request
+from pydantic import WithJsonSchema
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shop_common.credential import Caller
 from shop_common.database import open_session
+from shop_common.etags import Condition, parse_condition
 from shop_common.problems import Problem
 
 
@@ -32,3 +36,28 @@ async def get_caller(request: Request) -> Caller:
     if not isinstance(caller, Caller):
         raise CallerRequired("This service only accepts requests from the gateway.")
     return caller
+
+
+def if_match_dependency(
+    thing: str, example_etag: str
+) -> Callable[[list[str] | None], Awaitable[Condition | None]]:
+    """The If-Match header of a write on `thing` ("product", "order") as a Condition.
+    Described as one string (a comma-separated list of ETags, or `*`), as it travels;
+    every line of a repeated header is read."""
+    header = Annotated[
+        list[str] | None,
+        Header(
+            alias="If-Match",
+            description="ETags (comma-separated) or `*`: the change happens only if one of "
+            f"them is the {thing}'s current ETag, else 412.",
+        ),
+        WithJsonSchema({"type": "string", "examples": [example_etag, "*"]}),
+    ]
+
+    async def if_match_condition(if_match: list[str] | None = None) -> Condition | None:
+        return parse_condition(if_match or [])
+
+    # Set as an object, not a string: FastAPI could not resolve this module's postponed
+    # annotation naming a local.
+    if_match_condition.__annotations__["if_match"] = header
+    return if_match_condition
