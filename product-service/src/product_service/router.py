@@ -17,15 +17,18 @@ from product_service.dependencies import (
     SessionDep,
     parse_list_query,
     require_admin,
+    require_user,
 )
 from product_service.documents import ID, VERSION, page_json, product_json
 from product_service.exceptions import ProductNotFound
 from product_service.schemas import ProductCreate, ProductPage, ProductPublic, ProductUpdate
 from shop_common.database import may_commit_alone
+from shop_common.dependencies import get_caller
 from shop_common.etags import entity_tag as product_etag
 from shop_common.etags import parse_condition
-from shop_common.json_body import JsonRoute
+from shop_common.json_body import JsonRoute, request_json
 from shop_common.problems import problem_responses
+from shop_common.validation import validate_body
 
 router = APIRouter(prefix="/products", tags=["products"], route_class=JsonRoute)
 
@@ -81,8 +84,8 @@ _Endpoint = Callable[..., Coroutine[Any, Any, Response]]
 _Call = Callable[[_Endpoint, Request], Coroutine[Any, Any, Response]]
 
 
-def _lean_get(path: str, call: _Call, **options: Any) -> Callable[[_Endpoint], _Endpoint]:
-    """A GET route documented from the endpoint's signature like any route, whose requests
+def _lean(method: str, path: str, call: _Call, **options: Any) -> Callable[[_Endpoint], _Endpoint]:
+    """A route documented from the endpoint's signature like any route, whose requests
     `call` the endpoint itself, without FastAPI's dependency solving and parameter
     validation: most of what a thin FastAPI route costs beyond the query
     (docs/decisions/product-service-read-path.md). Everything outside the route (request
@@ -100,7 +103,7 @@ def _lean_get(path: str, call: _Call, **options: Any) -> Callable[[_Endpoint], _
 
     def register(endpoint: _Endpoint) -> _Endpoint:
         router.add_api_route(
-            path, endpoint, methods=["GET"], route_class_override=LeanRoute, **options
+            path, endpoint, methods=[method], route_class_override=LeanRoute, **options
         )
         return endpoint
 
@@ -119,7 +122,8 @@ async def _call_with_id(endpoint: _Endpoint, request: Request) -> Response:
     return response
 
 
-@_lean_get(
+@_lean(
+    "GET",
     "",
     _call_with_list_query,
     response_model=ProductPage,
@@ -148,7 +152,8 @@ async def list_products(request: Request, parameters: ListRequestDep) -> Respons
     return Response(page_json(page.items, page.next_cursor), media_type="application/json")
 
 
-@_lean_get(
+@_lean(
+    "GET",
     "/{id}",
     _call_with_id,
     response_model=ProductPublic,
@@ -183,8 +188,18 @@ async def get_product(
     return Response(product_json(row), media_type="application/json", headers={"ETag": etag})
 
 
-@router.post(
+async def _call_with_body_and_actor(endpoint: _Endpoint, request: Request) -> Response:
+    # In FastAPI's order: the caller first (401 before any body error), then the body.
+    actor = await require_user(await get_caller(request))
+    data = validate_body(ProductCreate, await request_json(request))
+    response: Response = await endpoint(data, actor, request)
+    return response
+
+
+@_lean(
+    "POST",
     "",
+    _call_with_body_and_actor,
     response_model=ProductPublic,
     status_code=status.HTTP_201_CREATED,
     operation_id="createProduct",

@@ -185,6 +185,23 @@ async def _send_problem(send: Send, status: int, detail: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+class _NoBody:
+    """No body at all, which FastAPI tells apart from a JSON `null`."""
+
+
+NO_BODY = _NoBody()
+
+
+async def request_json(request: Request) -> Any:
+    """The body as JsonBodyGuard parsed it (exact numbers), or NO_BODY when there is none:
+    for a route that validates its body itself (shop_common.validation.validate_body)."""
+    state = request.scope.get("state", {})
+    if _PARSED_KEY in state:
+        return state[_PARSED_KEY]
+    raw = await request.body()
+    return loads_exact(raw) if raw else NO_BODY
+
+
 class _ParsedJsonRequest(Request):
     async def json(self) -> Any:
         state = self.scope.get("state", {})
