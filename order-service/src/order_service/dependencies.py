@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import Depends, Header, Query, Request
+from fastapi import Depends, Header, Query
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from order_service.cursors import MAX_CURSOR_LENGTH, InvalidCursor, OrderFilter, decode_cursor
@@ -14,20 +14,20 @@ from order_service.schemas import PublicStatus
 from order_service.service import Actor, ListRequest
 from order_service.stock import StockClient
 from shop_common.credential import Caller
-from shop_common.dependencies import get_caller, get_session, if_match_dependency
+from shop_common.dependencies import (
+    app_state_dependency,
+    get_caller,
+    get_session,
+    if_match_dependency,
+)
 from shop_common.etags import Condition
 
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
 
 
-async def get_stock(request: Request) -> StockClient:
-    stock: StockClient = request.app.state.stock
-    return stock
-
-
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
-StockDep = Annotated[StockClient, Depends(get_stock)]
+StockDep = Annotated[StockClient, Depends(app_state_dependency("stock"))]
 CallerDep = Annotated[Caller, Depends(get_caller)]
 
 

@@ -1,10 +1,10 @@
 """Request dependencies every service with a database shares: its session, its caller,
-its conditional-request headers."""
+its conditional-request headers, the collaborators its lifespan put on app.state."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Header, Request
 from pydantic import WithJsonSchema
@@ -36,6 +36,18 @@ async def get_caller(request: Request) -> Caller:
     if not isinstance(caller, Caller):
         raise CallerRequired("This service only accepts requests from the gateway.")
     return caller
+
+
+def app_state_dependency(name: str) -> Callable[[Request], Awaitable[Any]]:
+    """A dependency returning `app.state.<name>`, which the lifespan (or a test) set.
+
+    Typed by the `Annotated[...]` alias that uses it: app.state holds Any either way."""
+
+    async def from_app_state(request: Request) -> Any:
+        # Looked up per request, not captured: tests replace app.state attributes (the clock).
+        return getattr(request.app.state, name)
+
+    return from_app_state
 
 
 def if_match_dependency(
