@@ -9,7 +9,7 @@ from fastapi import Depends, Header, Query
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from order_service.cursors import MAX_CURSOR_LENGTH, InvalidCursor, OrderFilter, decode_cursor
-from order_service.exceptions import AuthenticationRequired, InvalidListQuery
+from order_service.exceptions import InvalidListQuery
 from order_service.schemas import PublicStatus
 from order_service.service import Actor, ListRequest
 from order_service.stock import StockClient
@@ -19,6 +19,7 @@ from shop_common.dependencies import (
     get_caller,
     get_session,
     if_match_dependency,
+    signed_in_user_id,
 )
 from shop_common.etags import Condition
 
@@ -32,13 +33,8 @@ CallerDep = Annotated[Caller, Depends(get_caller)]
 
 
 async def require_user(caller: CallerDep) -> Actor:
-    """Every order route needs a signed-in caller (the gateway checks it too)."""
-    if caller.user_id is None:
-        raise AuthenticationRequired("Sign in to see or place orders.")
-    try:
-        user_id = uuid.UUID(caller.user_id)
-    except ValueError:
-        raise AuthenticationRequired("The caller is not a known user.") from None
+    """Every order route needs a signed-in caller."""
+    user_id = signed_in_user_id(caller, sign_in="Sign in to see or place orders.")
     return Actor(user_id=user_id, is_admin=caller.is_admin)
 
 

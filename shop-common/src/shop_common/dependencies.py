@@ -3,6 +3,7 @@ its conditional-request headers, the collaborators its lifespan put on app.state
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
@@ -21,6 +22,24 @@ class CallerRequired(Problem):
 
     status = 401
     headers = {"WWW-Authenticate": "Bearer"}
+
+
+class AuthenticationRequired(Problem):
+    """A vouched-for request with no signed-in user where the route needs one (401)."""
+
+    status = 401
+    headers = {"WWW-Authenticate": "Bearer"}
+
+
+def signed_in_user_id(caller: Caller, *, sign_in: str) -> uuid.UUID:
+    """The signed-in user's id; AuthenticationRequired, with `sign_in` as its detail, when
+    the request has none (the gateway checks this too: defence in depth)."""
+    if caller.user_id is None:
+        raise AuthenticationRequired(sign_in)
+    try:
+        return uuid.UUID(caller.user_id)
+    except ValueError:
+        raise AuthenticationRequired("The caller is not a known user.") from None
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
