@@ -107,7 +107,7 @@ rotate-keys: install
 # The performance benchmark (issue 7): `make bench`, `make bench ARGS=--quick`,
 # `make bench ARGS="--catalog 1000000"`; BENCH_URL measures a system already running.
 bench: install
-	$(BIN)/python -m bench $(ARGS)
+	PYTHONPATH=test-support $(BIN)/python -m bench $(ARGS)
 
 clean:
 	rm -rf .venv .tools

@@ -19,7 +19,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -36,6 +35,7 @@ from bench.console import BenchError, say
 from bench.procs import cpu_seconds, die_with_parent, pid_listening_on, pids_listening_on
 from shop_common.keys import ensure_ed25519_keypair
 from shop_common.services import GATEWAY, UPSTREAMS
+from testsupport.processes import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
@@ -112,13 +112,6 @@ class System:
                 if pid is not None:
                     found[name] = pid
         return found
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 def ready(url: str) -> bool:

@@ -1,6 +1,6 @@
 """The gateway hop's CPU per request, this code against another checkout, alternating.
 
-    python api-gateway/bench/hop_cpu.py /path/to/other/checkout [rounds]
+    PYTHONPATH=test-support python api-gateway/bench/hop_cpu.py /path/to/other/checkout [rounds]
 
 For each round, one gateway process of each code (the other checkout's `*/src` put first
 on PYTHONPATH, so the same interpreter and libraries run both) answers `GET /health` to
@@ -20,14 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from testsupport.processes import free_port
+
 SECONDS = 5
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -49,14 +44,14 @@ def _wrk(port: int, seconds: int) -> int:
 
 def measure(pythonpath: str | None) -> tuple[float, float]:
     """(gateway CPU µs per request, req/s) of one gateway process."""
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "DATA_DIR": tempfile.mkdtemp(prefix="hop-cpu-"),
         "GATEWAY_HOST": "127.0.0.1",
         "GATEWAY_PORT": str(port),
-        "AUTH_PORT": str(_free_port()),
-        "PRODUCT_PORT": str(_free_port()),
+        "AUTH_PORT": str(free_port()),
+        "PRODUCT_PORT": str(free_port()),
     }
     if pythonpath:
         env["PYTHONPATH"] = pythonpath

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 
 import pytest
 from pydantic import ValidationError
@@ -13,6 +14,7 @@ from shop_common.models import (
     LongText,
     StrictModel,
     TrimmedText,
+    canonical_uuid,
     trimmed_text_pattern,
 )
 
@@ -87,3 +89,23 @@ def test_the_trimmed_pattern_agrees_with_trimming_and_its_length(text: str) -> N
     assert (re.fullmatch(NAME_PATTERN, text) is not None) is expected
     # Read as the fuzzer reads it too (ASCII \s): the pattern does not depend on it.
     assert (re.fullmatch(NAME_PATTERN, text, re.ASCII) is not None) is expected
+
+
+ID = uuid.UUID("12345678-1234-5678-1234-567812345678")
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        pytest.param(str(ID), ID, id="canonical"),
+        pytest.param(str(ID).upper(), ID, id="upper-case"),
+        pytest.param(ID.hex, None, id="no-hyphens"),
+        pytest.param("{" + str(ID) + "}", None, id="braces"),
+        pytest.param(ID.urn, None, id="urn"),
+        pytest.param(str(ID) + "\n", None, id="trailing-newline"),
+        pytest.param("12345678-1234-5678-1234-56781234567g", None, id="not-hex"),
+        pytest.param("", None, id="empty"),
+    ],
+)
+def test_an_id_is_a_uuid_only_in_its_hyphenated_form(text: str, found: uuid.UUID | None) -> None:
+    assert canonical_uuid(text) == found

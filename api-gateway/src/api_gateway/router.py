@@ -14,6 +14,7 @@ import ipaddress
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import orjson
@@ -34,7 +35,7 @@ from api_gateway.headers import ClientAddress, ForwardedFor, RequestHeaders, bea
 from api_gateway.jwks import Identity, TokenVerifier
 from api_gateway.metrics import IN_FLIGHT, RequestMetrics
 from api_gateway.policy import Access, PolicyTable, Rule, Throttle
-from api_gateway.proxy import ClientDisconnected, Proxy
+from api_gateway.proxy import ClientDisconnected, Proxy, Unread
 from api_gateway.readiness import Readiness
 from api_gateway.responses import CLIENT_CLOSED, Exchange
 from api_gateway.throttling import Throttling, email_of
@@ -51,6 +52,20 @@ _JSON = b"application/json"
 _METRICS_TYPE = CONTENT_TYPE_LATEST.encode()
 OWN_ALLOW = "GET, HEAD"
 UNKNOWN_CLIENT = "unknown"  # no peer address (not over TCP): one shared rate-limit key
+
+
+@dataclass(frozen=True, slots=True)
+class _EmailLimits:
+    """What a login or register forward carries: the body already read for its email, the
+    email's wait (None: not limited) and what a failed login counts."""
+
+    body: bytes | None | Unread = Unread.BODY
+    retry_after: int | None = None
+    on_status: Callable[[int], Awaitable[None]] | None = None
+
+
+# Every other route: the proxy reads the body itself, as it streams.
+_NO_EMAIL_LIMITS = _EmailLimits()
 
 
 class UnexpectedError(Problem):
@@ -171,35 +186,31 @@ class Router:
         )
         address = client.address or UNKNOWN_CLIENT
         await self._throttling.check_address(rule.throttle, address, rule.template)
-        if rule.throttle is Throttle.GENERAL:
-            with self._bulkheads.enter(method, rule.template, scope.get("query_string", b"")):
-                await self._proxy.forward(
-                    scope,
-                    receive,
-                    exchange,
-                    rule.service,
-                    path,
-                    headers,
-                    identity,
-                    client,
-                    resendable=rule.resendable,
-                )
-        else:
-            await self._forward_with_email_limits(
-                scope, receive, exchange, rule, path, headers, identity, client
+        limits = (
+            _NO_EMAIL_LIMITS
+            if rule.throttle is Throttle.GENERAL
+            else await self._email_limits(receive, rule, headers, client)
+        )
+        # Only searches are limited (never the login and register POSTs).
+        with self._bulkheads.enter(method, rule.template, scope.get("query_string", b"")):
+            await self._proxy.forward(
+                scope,
+                receive,
+                exchange,
+                rule.service,
+                path,
+                headers,
+                identity,
+                client,
+                body=limits.body,
+                email_retry_after=limits.retry_after,
+                on_status=limits.on_status,
+                resendable=rule.resendable,
             )
 
-    async def _forward_with_email_limits(
-        self,
-        scope: Scope,
-        receive: Receive,
-        exchange: Exchange,
-        rule: Rule,
-        path: str,
-        headers: RequestHeaders,
-        identity: Identity | None,
-        client: ClientAddress,
-    ) -> None:
+    async def _email_limits(
+        self, receive: Receive, rule: Rule, headers: RequestHeaders, client: ClientAddress
+    ) -> _EmailLimits:
         """Login and register: the body is read whole for its email, whose limit the
         service enforces after validating the body (the credential's `era`)."""
         throttling = self._throttling
@@ -216,19 +227,7 @@ class Router:
                 if status == 401:  # a failed login counts against the email
                     await throttling.login_failed(email)
 
-        await self._proxy.forward(
-            scope,
-            receive,
-            exchange,
-            rule.service,
-            path,
-            headers,
-            identity,
-            client,
-            body=body,
-            email_retry_after=wait,
-            on_status=on_status,
-        )
+        return _EmailLimits(body, wait, on_status)
 
     def _may_read_metrics(self, scope: Scope, headers: RequestHeaders) -> bool:
         """METRICS_ALLOWED_NETWORKS, when set, against the client (trusted proxies heard)."""

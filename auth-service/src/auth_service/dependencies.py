@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_service import service
@@ -17,43 +17,16 @@ from auth_service.service import Clock
 from auth_service.signing_keys import KeyRing
 from auth_service.tokens import TokenIssuer
 from shop_common.credential import Caller
-from shop_common.dependencies import get_caller, get_session
+from shop_common.dependencies import app_state_dependency, get_caller, get_session
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 CallerDep = Annotated[Caller, Depends(get_caller)]
-
-
-async def _settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-async def _hasher(request: Request) -> PasswordHasher:
-    hasher: PasswordHasher = request.app.state.hasher
-    return hasher
-
-
-async def _issuer(request: Request) -> TokenIssuer:
-    issuer: TokenIssuer = request.app.state.issuer
-    return issuer
-
-
-async def _clock(request: Request) -> Clock:
-    # On app.state so that tests can move time forward (session expiry, retention).
-    clock: Clock = request.app.state.clock
-    return clock
-
-
-async def _keyring(request: Request) -> KeyRing:
-    keyring: KeyRing = request.app.state.keyring
-    return keyring
-
-
-SettingsDep = Annotated[Settings, Depends(_settings)]
-HasherDep = Annotated[PasswordHasher, Depends(_hasher)]
-IssuerDep = Annotated[TokenIssuer, Depends(_issuer)]
-ClockDep = Annotated[Clock, Depends(_clock)]
-KeyRingDep = Annotated[KeyRing, Depends(_keyring)]
+SettingsDep = Annotated[Settings, Depends(app_state_dependency("settings"))]
+HasherDep = Annotated[PasswordHasher, Depends(app_state_dependency("hasher"))]
+IssuerDep = Annotated[TokenIssuer, Depends(app_state_dependency("issuer"))]
+# On app.state so that tests can move time forward (session expiry, retention).
+ClockDep = Annotated[Clock, Depends(app_state_dependency("clock"))]
+KeyRingDep = Annotated[KeyRing, Depends(app_state_dependency("keyring"))]
 
 
 async def _current_account(caller: CallerDep, session: SessionDep) -> Account:

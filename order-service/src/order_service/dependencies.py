@@ -5,40 +5,36 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import Depends, Header, Query, Request
+from fastapi import Depends, Header, Query
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from order_service.cursors import MAX_CURSOR_LENGTH, InvalidCursor, OrderFilter, decode_cursor
-from order_service.exceptions import AuthenticationRequired, InvalidListQuery
+from order_service.exceptions import InvalidListQuery
 from order_service.schemas import PublicStatus
 from order_service.service import Actor, ListRequest
 from order_service.stock import StockClient
 from shop_common.credential import Caller
-from shop_common.dependencies import get_caller, get_session, if_match_dependency
+from shop_common.dependencies import (
+    app_state_dependency,
+    get_caller,
+    get_session,
+    if_match_dependency,
+    signed_in_user_id,
+)
 from shop_common.etags import Condition
 
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,255}$"
 
 
-async def get_stock(request: Request) -> StockClient:
-    stock: StockClient = request.app.state.stock
-    return stock
-
-
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
-StockDep = Annotated[StockClient, Depends(get_stock)]
+StockDep = Annotated[StockClient, Depends(app_state_dependency("stock"))]
 CallerDep = Annotated[Caller, Depends(get_caller)]
 
 
 async def require_user(caller: CallerDep) -> Actor:
-    """Every order route needs a signed-in caller (the gateway checks it too)."""
-    if caller.user_id is None:
-        raise AuthenticationRequired("Sign in to see or place orders.")
-    try:
-        user_id = uuid.UUID(caller.user_id)
-    except ValueError:
-        raise AuthenticationRequired("The caller is not a known user.") from None
+    """Every order route needs a signed-in caller."""
+    user_id = signed_in_user_id(caller, sign_in="Sign in to see or place orders.")
     return Actor(user_id=user_id, is_admin=caller.is_admin)
 
 

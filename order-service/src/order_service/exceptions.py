@@ -1,7 +1,7 @@
 """Problems order-service answers with (all are shop_common Problems).
 
 Problem
-  AuthenticationRequired     401  no signed-in caller
+  (401 for no signed-in caller: shop_common.dependencies.AuthenticationRequired)
   (400 for a missing or malformed Idempotency-Key is main.py's validation handler)
   AdminRequired              403  payment or shipment by a caller who is not ADMIN
   OrderNotFound              404  no such order, or someone else's (also a malformed id)
@@ -20,11 +20,6 @@ from __future__ import annotations
 from shop_common.problems import Problem
 
 RETRY_AFTER_SECONDS = "2"
-
-
-class AuthenticationRequired(Problem):
-    status = 401
-    headers = {"WWW-Authenticate": "Bearer"}
 
 
 class OrderNotFound(Problem):

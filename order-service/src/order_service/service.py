@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -19,10 +18,8 @@ from order_service.models import PurchaseOrder, Status
 from order_service.stock import StockClient
 from shop_common.credential import Caller
 from shop_common.etags import Condition, entity_tag
+from shop_common.models import canonical_uuid
 
-_CANONICAL_UUID = re.compile(
-    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-)
 _MAX_ATTEMPTS = 5
 _NOT_FOUND = "No order has this id."
 
@@ -79,9 +76,10 @@ def etag_of(order: PurchaseOrder) -> str:
 
 def parse_order_id(text: str) -> uuid.UUID:
     """The id in a path; anything but a UUID names no order (404, as the contract says)."""
-    if not _CANONICAL_UUID.fullmatch(text):
+    identifier = canonical_uuid(text)
+    if identifier is None:
         raise OrderNotFound(_NOT_FOUND)
-    return uuid.UUID(text)
+    return identifier
 
 
 def items_of(order: PurchaseOrder) -> list[dict[str, Any]]:

@@ -24,7 +24,7 @@ from product_service.cursors import (
     Sort,
     decode_cursor,
 )
-from product_service.exceptions import AdminRequired, AuthenticationRequired, InvalidListQuery
+from product_service.exceptions import AdminRequired, InvalidListQuery
 from product_service.prices import (
     InvalidPrice,
     highest_cents_at_or_below,
@@ -33,7 +33,12 @@ from product_service.prices import (
 )
 from product_service.service import Actor, ListRequest
 from shop_common.credential import Caller
-from shop_common.dependencies import get_caller, get_session, if_match_dependency
+from shop_common.dependencies import (
+    get_caller,
+    get_session,
+    if_match_dependency,
+    signed_in_user_id,
+)
 from shop_common.etags import Condition, parse_condition
 from shop_common.models import ALLOWED_IN_LONG_TEXT, has_control_character
 
@@ -42,13 +47,8 @@ CallerDep = Annotated[Caller, Depends(get_caller)]
 
 
 async def require_user(caller: CallerDep) -> Actor:
-    """Writes need a signed-in caller (the gateway checks this too: defence in depth)."""
-    if caller.user_id is None:
-        raise AuthenticationRequired("Sign in to change products.")
-    try:
-        user_id = uuid.UUID(caller.user_id)
-    except ValueError:
-        raise AuthenticationRequired("The caller is not a known user.") from None
+    """Writes need a signed-in caller."""
+    user_id = signed_in_user_id(caller, sign_in="Sign in to change products.")
     return Actor(user_id=user_id, is_admin=caller.is_admin)
 
 

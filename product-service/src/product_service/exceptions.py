@@ -1,7 +1,7 @@
 """Problems product-service answers with (all are shop_common Problems).
 
 Problem
-  AuthenticationRequired   401  a write without a signed-in caller
+  (401 for a write without a signed-in caller: shop_common.dependencies.AuthenticationRequired)
   AdminRequired            403  DELETE by a caller who is not ADMIN
   NotProductOwner          403  PUT/PATCH by a caller who neither owns the product nor is ADMIN
   ProductNotFound          404  no such product (also a malformed id in the path)
@@ -18,11 +18,6 @@ Problem
 from __future__ import annotations
 
 from shop_common.problems import Problem
-
-
-class AuthenticationRequired(Problem):
-    status = 401
-    headers = {"WWW-Authenticate": "Bearer"}
 
 
 class AdminRequired(Problem):

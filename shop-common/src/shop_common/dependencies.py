@@ -1,10 +1,11 @@
 """Request dependencies every service with a database shares: its session, its caller,
-its conditional-request headers."""
+its conditional-request headers, the collaborators its lifespan put on app.state."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Header, Request
 from pydantic import WithJsonSchema
@@ -23,6 +24,24 @@ class CallerRequired(Problem):
     headers = {"WWW-Authenticate": "Bearer"}
 
 
+class AuthenticationRequired(Problem):
+    """A vouched-for request with no signed-in user where the route needs one (401)."""
+
+    status = 401
+    headers = {"WWW-Authenticate": "Bearer"}
+
+
+def signed_in_user_id(caller: Caller, *, sign_in: str) -> uuid.UUID:
+    """The signed-in user's id; AuthenticationRequired, with `sign_in` as its detail, when
+    the request has none (the gateway checks this too: defence in depth)."""
+    if caller.user_id is None:
+        raise AuthenticationRequired(sign_in)
+    try:
+        return uuid.UUID(caller.user_id)
+    except ValueError:
+        raise AuthenticationRequired("The caller is not a known user.") from None
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """Opens and closes only: the use cases commit, anything uncommitted is rolled back."""
     sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
@@ -36,6 +55,18 @@ async def get_caller(request: Request) -> Caller:
     if not isinstance(caller, Caller):
         raise CallerRequired("This service only accepts requests from the gateway.")
     return caller
+
+
+def app_state_dependency(name: str) -> Callable[[Request], Awaitable[Any]]:
+    """A dependency returning `app.state.<name>`, which the lifespan (or a test) set.
+
+    Typed by the `Annotated[...]` alias that uses it: app.state holds Any either way."""
+
+    async def from_app_state(request: Request) -> Any:
+        # Looked up per request, not captured: tests replace app.state attributes (the clock).
+        return getattr(request.app.state, name)
+
+    return from_app_state
 
 
 def if_match_dependency(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 from functools import lru_cache
 from typing import Annotated
 
@@ -14,6 +15,20 @@ ALLOWED_IN_LONG_TEXT = frozenset("\t\r\n")
 _CONTROL = r"\u0000-\u001f\u007f-\u009f"  # Unicode category Cc
 NO_CONTROL_PATTERN = rf"^[^{_CONTROL}]*$"
 NO_CONTROL_BUT_WHITESPACE_PATTERN = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$"
+
+
+_CANONICAL_UUID = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+)
+
+
+def canonical_uuid(text: str) -> uuid.UUID | None:
+    """`text` as a UUID when it is one in the hyphenated 8-4-4-4-12 form, else None.
+
+    An id in a path is that form only: uuid.UUID alone would also take braces, a `urn:uuid:`
+    prefix or no hyphens, and so answer one resource at several paths.
+    """
+    return uuid.UUID(text) if _CANONICAL_UUID.fullmatch(text) else None
 
 
 # What str.strip() removes that is not a control character, spelled out: regex engines

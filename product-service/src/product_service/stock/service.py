@@ -9,7 +9,6 @@ the transaction that flipped it returns the units. docs/decisions/stock-reservat
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -29,10 +28,8 @@ from product_service.exceptions import (
 from product_service.models import HELD, RELEASED
 from product_service.stock import repository
 from product_service.stock.schemas import ReservationLineCreate
+from shop_common.models import canonical_uuid
 
-_CANONICAL_UUID = re.compile(
-    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-)
 # Stock returned between a failed attempt and the read that explains it: try again.
 _MAX_ATTEMPTS = 5
 
@@ -57,9 +54,10 @@ class Reservation:
 
 def parse_order_id(text: str) -> uuid.UUID:
     """The order id in a path; anything but a UUID names no reservation (404)."""
-    if not _CANONICAL_UUID.fullmatch(text):
+    identifier = canonical_uuid(text)
+    if identifier is None:
         raise ReservationNotFound("No reservation has this id.")
-    return uuid.UUID(text)
+    return identifier
 
 
 async def reserve_stock(
